@@ -1,0 +1,1 @@
+"""Retrieval, answering, citations and chat over a Chokepoint index."""

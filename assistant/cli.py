@@ -1,0 +1,196 @@
+"""The ``chokepoint`` command line: index, status, search, ask, chat, eval.
+
+Errors print one line (add ``--debug`` for the traceback) and exit non-zero:
+1 for an error, 2 for bad usage, 3 when indexing finished but some files failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FILES_FAILED = 3
+
+
+def _settings(args: argparse.Namespace):
+    from index.settings import Settings
+
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "sources_dir", None):
+        overrides["sources_dir"] = Path(args.sources_dir)
+    return Settings(**overrides)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from index.embedding import Embedder
+    from index.indexer import Indexer
+
+    settings = _settings(args)
+    console = _console()
+    embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
+                        batch_size=settings.embedding_batch_size)
+    paths = [Path(p) for p in args.paths] or None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            label = {"scan": "Checking files", "files": "Reading files", "chunks": "Chunks embedded"}[stage]
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = Indexer(settings, embedder).run(paths, rebuild=args.rebuild, progress=progress)
+    out = sys.stdout
+    if args.json:
+        json.dump({
+            "added": report.added, "updated": report.updated, "removed": report.removed,
+            "unchanged": report.unchanged, "repaired": report.repaired, "skipped": report.skipped,
+            "failed": [{"path": f.path, "reason": f.reason} for f in report.failed],
+            "chunks_written": report.chunks_written, "chunks_total": report.chunks_total,
+            "seconds": round(report.seconds, 3),
+        }, out, indent=2)
+        out.write("\n")
+    else:
+        print(f"Indexed: {report.summary()}", file=out)
+        if report.skipped:
+            print(f"Skipped {len(report.skipped)} unsupported files: {', '.join(report.skipped[:10])}"
+                  + (" ..." if len(report.skipped) > 10 else ""), file=out)
+        for failure in report.failed:
+            print(f"FAILED {failure.reason}", file=out)
+    return 0 if report.ok else EXIT_FILES_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+
+    status = Engine(_settings(args)).status()
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2))
+    else:
+        print(f"Sources:         {status.sources}")
+        print(f"Chunks:          {status.chunks}")
+        print(f"Embedding model: {status.embedding_model} ({status.dimension} dims)")
+        print(f"Chunker:         {status.chunker}")
+        print(f"Last indexed:    {status.last_indexed or 'never'}")
+        print(f"Index on disk:   {status.size_bytes / 1e6:.1f} MB in {status.data_dir}")
+        print(f"Store:           {status.store}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+
+    engine = Engine(_settings(args))
+    result = engine.retriever.retrieve(args.query, k=args.k, filters=_filters(args))
+    if args.json:
+        print(json.dumps({"query": args.query, "seconds": round(result.seconds, 4), "passages": [
+            {"rank": n, "score": round(p.score, 5), "relevance": round(p.relevance, 4), "id": p.id,
+             "source": p.chunk.source, "title": p.chunk.title, "heading": p.chunk.heading,
+             "page": p.chunk.page, "start": p.chunk.start, "end": p.chunk.end, "url": p.chunk.url,
+             "text": p.chunk.text}
+            for n, p in enumerate(result.passages, start=1)]}, indent=2))
+        return 0
+    if not result.passages:
+        print("No passages found. Is the index empty? Run `chokepoint index`.")
+    for n, p in enumerate(result.passages, start=1):
+        where = p.chunk.source + (f", page {p.chunk.page}" if p.chunk.page else "")
+        print(f"[{n}] {p.score:.4f} (cos {p.relevance:.2f})  {p.chunk.title}  — {where} "
+              f"chars {p.chunk.start}-{p.chunk.end}")
+        text = " ".join(p.chunk.text.split())
+        print(f"    {text[:300]}{'...' if len(text) > 300 else ''}\n")
+    return 0
+
+
+def _filters(args: argparse.Namespace):
+    from index.filters import Filters
+
+    return Filters(
+        sources=tuple(getattr(args, "source", None) or ()),
+        publishers=tuple(getattr(args, "publisher", None) or ()),
+        topics=tuple(getattr(args, "topic", None) or ()),
+        date_from=getattr(args, "date_from", None) or "",
+        date_to=getattr(args, "date_to", None) or "",
+    )
+
+
+def _add_filter_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", help="only this source file (repeatable)")
+    parser.add_argument("--publisher", action="append", help="only this publisher (repeatable)")
+    parser.add_argument("--topic", action="append", help="only this topic (repeatable)")
+    parser.add_argument("--date-from", help="earliest date, YYYY[-MM[-DD]]")
+    parser.add_argument("--date-to", help="latest date, YYYY[-MM[-DD]]")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "index": cmd_index,
+    "status": cmd_status,
+    "search": cmd_search,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chokepoint", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--data-dir", help="override CHOKEPOINT_DATA_DIR")
+    parser.add_argument("--sources-dir", help="override CHOKEPOINT_SOURCES_DIR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index the sources dir (or the given files/folders)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the sources dir)")
+    p.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("status", help="what is in the index")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("search", help="the passages that best match a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=None, help="number of passages")
+    p.add_argument("--json", action="store_true")
+    _add_filter_args(p)
+
+    for extra in _extra_commands:
+        extra(sub)
+    return parser
+
+
+_extra_commands: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model we use is on disk
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"chokepoint: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

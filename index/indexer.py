@@ -1,0 +1,320 @@
+"""Bring the index in line with the files on disk: add, update, remove, repair.
+
+The steps, in order, for one run:
+
+1. take the data dir's lock (one indexer at a time);
+2. repair: files journaled ``pending`` by a killed run lose their chunks and are redone;
+3. remove: files that left disk lose their chunks (no stale vectors);
+4. for every file whose content hash changed: load, chunk, embed (batched across files),
+   delete old chunks, write new ones, then mark the file done;
+5. rebuild the BM25 index if anything changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.chunking import Chunk, ChunkerConfig, chunk_document
+from index.embedding import Embedder
+from index.lexical import LexicalIndex, chunk_filters, tokenize
+from index.loaders import SUPPORTED_SUFFIXES, LoadError, is_supported, load
+from index.manifest import FileRecord, LexicalRow, Manifest
+from index.settings import Settings
+from index.store import ChunkStore, IndexIdentity, date_number, make_client, now_iso
+
+_EMBED_BATCH_CHUNKS = 256  # files are grouped until this many chunks, then embedded together
+
+
+def chunker_config(settings: Settings) -> ChunkerConfig:
+    return ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap)
+
+
+def index_identity(settings: Settings, embedder: Embedder) -> IndexIdentity:
+    """What an index built with these settings records about itself."""
+    return IndexIdentity(
+        embedding_model=settings.embedding_model,
+        dimension=embedder.dimension,
+        chunker=chunker_config(settings).signature(),
+    )
+
+
+class IndexLockedError(RuntimeError):
+    """Another indexer holds the data dir."""
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    path: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    """What one indexing run did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    repaired: list[str] = field(default_factory=list)
+    failed: list[FileFailure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    chunks_written: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.repaired)
+
+    def summary(self) -> str:
+        line = (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged, {len(self.failed)} failed; "
+            f"{self.chunks_written} chunks written, {self.chunks_total} in the index; {self.seconds:.1f} s"
+        )
+        if self.repaired:
+            line += f"; repaired after an interrupted run: {len(self.repaired)} files"
+        return line
+
+
+ProgressHook = Callable[[str, int, int], None]
+"""Called as (stage, done, total) while indexing; stage is 'files' or 'chunks'."""
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the data dir, released by the OS if the process dies."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "index.lock", "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexLockedError(
+                f"Another indexer ({holder}) is already running on {data_dir}; wait for it to finish."
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: Path
+    name: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+class Indexer:
+    """Owns the store, manifest and lexical index of one data dir for an indexing run."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.chunker = chunker_config(settings)
+        self.identity = index_identity(settings, embedder)
+
+    def source_name(self, path: Path) -> str:
+        """How a file is named in the index: relative to the sources dir when inside it."""
+        resolved = path.resolve()
+        try:
+            return resolved.relative_to(self.settings.sources_dir.resolve()).as_posix()
+        except ValueError:
+            return resolved.as_posix()
+
+    def discover(self, roots: Iterable[Path]) -> tuple[list[Path], list[str]]:
+        """Supported files under ``roots`` (sorted), and the names of files skipped."""
+        files: list[Path] = []
+        skipped: list[str] = []
+        for root in roots:
+            if root.is_file():
+                if is_supported(root):
+                    files.append(root)
+                else:
+                    skipped.append(self.source_name(root))
+                continue
+            if not root.exists():
+                raise FileNotFoundError(f"{root}: no such file or folder")
+            for path in sorted(root.rglob("*")):
+                if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+                    continue
+                if path.name == "README.md" and path.parent == self.settings.sources_dir:
+                    continue  # the corpus's own how-to, not a source
+                if is_supported(path):
+                    files.append(path)
+                else:
+                    skipped.append(self.source_name(path))
+        return files, skipped
+
+    def run(self, paths: list[Path] | None = None, *, rebuild: bool = False,
+            progress: ProgressHook | None = None) -> IndexReport:
+        started = time.perf_counter()
+        report = IndexReport()
+        roots = paths or [self.settings.sources_dir]
+        with data_dir_lock(self.settings.data_dir):
+            client = make_client(self.settings)
+            manifest = Manifest(self.settings.manifest_path)
+            try:
+                if rebuild:
+                    store = ChunkStore.reset(client, self.settings.collection, self.identity, self.embedder)
+                    manifest.clear()
+                else:
+                    store = ChunkStore(client, self.settings.collection, self.identity, self.embedder)
+                self._sync(store, manifest, roots, report, progress)
+                if report.changed or rebuild or LexicalIndex.saved_generation(self.settings.lexical_dir) != manifest.generation():
+                    LexicalIndex.build(manifest.lexical_rows(), manifest.generation()).save(self.settings.lexical_dir)
+                manifest.set_meta("last_indexed", now_iso())
+                report.chunks_total = store.count()
+            finally:
+                manifest.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _sync(self, store: ChunkStore, manifest: Manifest, roots: list[Path], report: IndexReport,
+              progress: ProgressHook | None) -> None:
+        known = manifest.files()
+
+        pending = [path for path, record in known.items() if record.state == "pending"]
+        if pending:
+            store.delete_sources(pending)
+            manifest.forget(pending)
+            report.repaired.extend(pending)
+            known = manifest.files()
+
+        files, report.skipped = self.discover(roots)
+        names = {self.source_name(p): p for p in files}
+        scanned = [self.source_name(r) for r in roots]
+        gone = [
+            path for path in known
+            if path not in names and any(_is_under(path, root) for root in scanned)
+        ]
+        if gone:
+            store.delete_sources(gone)
+            manifest.forget(gone)
+            report.removed.extend(gone)
+
+        changed: list[_Candidate] = []
+        for done, (name, path) in enumerate(names.items(), start=1):
+            try:
+                stat = path.stat()
+                record = known.get(name)
+                if record and record.state == "done" and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
+                    report.unchanged += 1  # same size and mtime: trust it, skip the hash
+                    continue
+                sha = file_sha256(path)
+            except OSError as exc:
+                report.failed.append(FileFailure(name, f"{name}: cannot read the file ({exc.strerror})"))
+                continue
+            if record and record.state == "done" and record.sha256 == sha:
+                manifest.touch(name, stat.st_size, stat.st_mtime_ns)
+                report.unchanged += 1
+            else:
+                changed.append(_Candidate(path, name, stat.st_size, stat.st_mtime_ns, sha))
+            if progress:
+                progress("scan", done, len(names))
+
+        self._index_files(store, manifest, changed, known, report, progress)
+
+    def _index_files(self, store: ChunkStore, manifest: Manifest, changed: list[_Candidate],
+                     known: dict[str, FileRecord], report: IndexReport, progress: ProgressHook | None) -> None:
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        fits = self._fits_embedder
+        batch: list[tuple[_Candidate, list[Chunk]]] = []
+        batch_chunks = 0
+        failed_known: list[str] = []
+        for done, candidate in enumerate(changed, start=1):
+            try:
+                document = load(candidate.path, display_path=candidate.name, max_bytes=max_bytes)
+                if len(document.text) > self.settings.max_text_chars:
+                    raise LoadError(
+                        f"{candidate.name}: {len(document.text) / 1e6:.1f} million characters of text, "
+                        f"over the limit of {self.settings.max_text_chars / 1e6:.1f} million "
+                        "(split the file, or raise CHOKEPOINT_MAX_TEXT_CHARS)"
+                    )
+                chunks = chunk_document(document, self.chunker, fits)
+            except LoadError as exc:
+                report.failed.append(FileFailure(candidate.name, str(exc)))
+                if candidate.name in known:
+                    failed_known.append(candidate.name)  # its old chunks no longer match the file
+                continue
+            batch.append((candidate, chunks))
+            batch_chunks += len(chunks)
+            if progress:
+                progress("files", done, len(changed))
+            if batch_chunks >= _EMBED_BATCH_CHUNKS:
+                self._write_batch(store, manifest, batch, known, report, progress)
+                batch, batch_chunks = [], 0
+        if batch:
+            self._write_batch(store, manifest, batch, known, report, progress)
+        if failed_known:
+            manifest.mark_pending(failed_known)
+            store.delete_sources(failed_known)
+            manifest.forget(failed_known)
+            report.removed.extend(failed_known)
+
+    def _write_batch(self, store: ChunkStore, manifest: Manifest, batch: list[tuple[_Candidate, list[Chunk]]],
+                     known: dict[str, FileRecord], report: IndexReport, progress: ProgressHook | None) -> None:
+        names = [candidate.name for candidate, _ in batch]
+        chunks = [chunk for _, file_chunks in batch for chunk in file_chunks]
+        vectors = self.embedder.encode([chunk.embedding_text for chunk in chunks])
+        manifest.mark_pending(names)
+        store.delete_sources([name for name in names if name in known])
+        store.upsert(chunks, vectors)
+        indexed_at = now_iso()
+        records = [
+            FileRecord(c.name, c.size, c.mtime_ns, c.sha256, len(file_chunks), "done", indexed_at)
+            for c, file_chunks in batch
+        ]
+        lexical = [
+            LexicalRow(
+                chunk.id, chunk.source, tokenize(chunk.embedding_text),
+                chunk_filters(chunk.source, chunk.publisher, chunk.topics, date_number(chunk.date)),
+            )
+            for chunk in chunks
+        ]
+        manifest.commit_files(records, lexical)
+        for name in names:
+            (report.updated if name in known else report.added).append(name)
+        report.chunks_written += len(chunks)
+        if progress:
+            progress("chunks", report.chunks_written, report.chunks_written)
+
+    def _fits_embedder(self, text: str) -> bool:
+        return self.embedder.model_token_count(text) <= self.embedder.max_tokens
+
+
+def _is_under(path: str, root: str) -> bool:
+    if root in ("", "."):
+        return not path.startswith("/")  # the sources dir holds every relative name
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+__all__ = ["SUPPORTED_SUFFIXES", "FileFailure", "IndexLockedError", "IndexReport", "Indexer", "data_dir_lock"]

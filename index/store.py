@@ -1,0 +1,277 @@
+"""The vector store: one Chroma collection of chunks, embedded or on a Chroma server.
+
+The collection's metadata records what built it (embedding model, dimension, chunker
+signature, schema version). Opening it with anything else is refused, so vectors from two
+models are never mixed in one index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langchain_chroma import Chroma
+
+from index.chunking import Chunk
+from index.settings import Settings
+
+SCHEMA_VERSION = "1"
+_META_PREFIX = "chokepoint:"
+_ADD_BATCH = 1000  # well under Chroma's max batch size
+
+
+class IndexMismatchError(RuntimeError):
+    """The stored index was built with other settings than the ones in force."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The Chroma server or data folder cannot be reached or written."""
+
+
+@dataclass(frozen=True)
+class IndexIdentity:
+    """What an index was built with; two indexes are compatible only when these are equal."""
+
+    embedding_model: str
+    dimension: int
+    chunker: str
+    schema: str = SCHEMA_VERSION
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            f"{_META_PREFIX}embedding_model": self.embedding_model,
+            f"{_META_PREFIX}dimension": self.dimension,
+            f"{_META_PREFIX}chunker": self.chunker,
+            f"{_META_PREFIX}schema": self.schema,
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any] | None) -> IndexIdentity | None:
+        metadata = metadata or {}
+        if f"{_META_PREFIX}embedding_model" not in metadata:
+            return None
+        return cls(
+            embedding_model=str(metadata[f"{_META_PREFIX}embedding_model"]),
+            dimension=int(metadata[f"{_META_PREFIX}dimension"]),
+            chunker=str(metadata[f"{_META_PREFIX}chunker"]),
+            schema=str(metadata.get(f"{_META_PREFIX}schema", "")),
+        )
+
+
+def date_number(value: str) -> int:
+    """'2021-06-28' -> 20210628; '2022-05' -> 20220500; unknown -> 0. Lets Chroma filter ranges."""
+    match = re.match(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", value or "")
+    if not match:
+        return 0
+    year, month, day = match.group(1), match.group(2) or "0", match.group(3) or "0"
+    return int(year) * 10000 + int(month) * 100 + int(day)
+
+
+def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    """Chroma metadata for a chunk. Chroma takes scalars only: topics become one flag each."""
+    metadata: dict[str, Any] = {
+        "source": chunk.source,
+        "ordinal": chunk.ordinal,
+        "title": chunk.title,
+        "heading": chunk.heading,
+        "publisher": chunk.publisher,
+        "date": chunk.date,
+        "date_num": date_number(chunk.date),
+        "url": chunk.url,
+        "page": chunk.page if chunk.page is not None else -1,
+        "start": chunk.start,
+        "end": chunk.end,
+        "topics": ",".join(chunk.topics),
+        "content_hash": chunk.content_hash,
+    }
+    for topic in chunk.topics:
+        metadata[f"topic:{topic}"] = True
+    return metadata
+
+
+def chunk_from_record(chunk_id: str, text: str, metadata: dict[str, Any]) -> Chunk:
+    page = int(metadata.get("page", -1))
+    topics = tuple(t for t in str(metadata.get("topics", "")).split(",") if t)
+    return Chunk(
+        id=chunk_id,
+        source=str(metadata["source"]),
+        ordinal=int(metadata.get("ordinal", 0)),
+        text=text,
+        start=int(metadata.get("start", 0)),
+        end=int(metadata.get("end", 0)),
+        title=str(metadata.get("title", "")),
+        heading=str(metadata.get("heading", "")),
+        publisher=str(metadata.get("publisher", "")),
+        date=str(metadata.get("date", "")),
+        url=str(metadata.get("url", "")),
+        page=page if page >= 0 else None,
+        topics=topics,
+        content_hash=str(metadata.get("content_hash", "")),
+    )
+
+
+def make_client(settings: Settings) -> Any:
+    """A Chroma client: HTTP when ``chroma_url`` is set, else embedded under the data dir."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(settings.chroma_url)
+        headers = {}
+        if settings.chroma_token is not None:
+            headers["Authorization"] = f"Bearer {settings.chroma_token.get_secret_value()}"
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1", port=url.port or 8000, ssl=url.scheme == "https",
+                headers=headers, settings=chroma_settings,
+            )
+        except Exception as exc:
+            raise StoreUnavailableError(
+                f"Cannot reach the Chroma server at {settings.chroma_url} ({exc}). "
+                "Start it (`chroma run --path DIR`) or unset CHOKEPOINT_CHROMA_URL."
+            ) from exc
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+class ChunkStore:
+    """Chunks and their vectors in one Chroma collection.
+
+    Writes go through the Chroma collection with vectors we computed (so the embedder sees
+    each chunk's heading context); reads go through ``langchain_chroma.Chroma``.
+    """
+
+    def __init__(self, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> None:
+        self.client = client
+        self.name = name
+        self.identity = identity
+        self.langchain = Chroma(
+            client=client,
+            collection_name=name,
+            embedding_function=embeddings,
+            collection_metadata=identity.as_metadata(),
+        )
+        self.collection = self.langchain._collection
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        found = IndexIdentity.from_metadata(self.collection.metadata)
+        if found is None:
+            if self.collection.count() > 0:
+                raise IndexMismatchError(
+                    f"Collection {self.name!r} has chunks but no record of how they were built. "
+                    "Run `chokepoint index --rebuild`."
+                )
+            self.collection.modify(metadata={**(self.collection.metadata or {}), **self.identity.as_metadata()})
+            return
+        if found != self.identity:
+            differences = [
+                f"{field}: index has {getattr(found, field)!r}, settings ask for {getattr(self.identity, field)!r}"
+                for field in ("embedding_model", "dimension", "chunker", "schema")
+                if getattr(found, field) != getattr(self.identity, field)
+            ]
+            raise IndexMismatchError(
+                "The index was built with different settings ("
+                + "; ".join(differences)
+                + "). Run `chokepoint index --rebuild` to rebuild it with the current ones."
+            )
+
+    @classmethod
+    def reset(cls, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> ChunkStore:
+        """Drop the collection and start an empty one (``index --rebuild``)."""
+        try:
+            client.delete_collection(name)
+        except Exception:
+            pass
+        return cls(client, name, identity, embeddings)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        for start in range(0, len(chunks), _ADD_BATCH):
+            batch = chunks[start : start + _ADD_BATCH]
+            self.collection.upsert(
+                ids=[c.id for c in batch],
+                embeddings=vectors[start : start + _ADD_BATCH],
+                documents=[c.text for c in batch],
+                metadatas=[chunk_metadata(c) for c in batch],
+            )
+
+    def delete_sources(self, sources: Iterable[str]) -> None:
+        sources = list(sources)
+        for start in range(0, len(sources), 100):
+            batch = sources[start : start + 100]
+            where = {"source": batch[0]} if len(batch) == 1 else {"source": {"$in": batch}}
+            self.collection.delete(where=where)
+
+    def ids_for_source(self, source: str) -> list[str]:
+        return list(self.collection.get(where={"source": source}, include=[])["ids"])
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]:
+        """Chunks by id, in the order asked; ids no longer stored are left out."""
+        if not ids:
+            return []
+        found = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        by_id = {
+            i: chunk_from_record(i, d or "", m or {})
+            for i, d, m in zip(found["ids"], found["documents"], found["metadatas"], strict=True)
+        }
+        return [by_id[i] for i in ids if i in by_id]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Stored vectors for ``ids``, rows in the order asked (ids must exist)."""
+        if not ids:
+            return np.zeros((0, self.identity.dimension), dtype=np.float32)
+        found = self.collection.get(ids=list(ids), include=["embeddings"])
+        by_id = dict(zip(found["ids"], found["embeddings"], strict=True))
+        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
+    def all_chunks(self, batch: int = 5000) -> Iterable[Chunk]:
+        offset = 0
+        while True:
+            page = self.collection.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            if not page["ids"]:
+                return
+            for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+                yield chunk_from_record(i, d or "", m or {})
+            offset += len(page["ids"])
+
+    def sources(self) -> dict[str, int]:
+        """Chunk count per source, read from the store itself."""
+        counts: dict[str, int] = {}
+        offset = 0
+        while True:
+            page = self.collection.get(include=["metadatas"], limit=5000, offset=offset)
+            if not page["ids"]:
+                return counts
+            for metadata in page["metadatas"]:
+                source = str((metadata or {}).get("source", ""))
+                counts[source] = counts.get(source, 0) + 1
+            offset += len(page["ids"])
+
+    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[Chunk, float]]:
+        """Nearest chunks to a unit query vector, with cosine similarity (vectors are unit length)."""
+        if self.count() == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[vector], n_results=k, where=where or None,
+            include=["documents", "metadatas", "distances"],
+        )
+        out = []
+        for i, d, m, distance in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
+                                     result["distances"][0], strict=True):
+            # Chroma's default space is squared L2; for unit vectors cos = 1 - d/2.
+            out.append((chunk_from_record(i, d or "", m or {}), 1.0 - float(distance) / 2.0))
+        return out
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
