@@ -22,7 +22,7 @@ CHUNKER_VERSION = "1"
 
 @dataclass(frozen=True)
 class ChunkerConfig:
-    max_tokens: int = 180
+    max_tokens: int = 150
     overlap_tokens: int = 30
 
     def signature(self) -> str:
@@ -133,7 +133,8 @@ def _units(text: str, start: int, end: int, max_tokens: int) -> list[_Unit]:
             if n <= max_tokens:
                 units.append(_Unit(s_start, s_end, n, last))
                 continue
-            pieces = [p for p in (_stripped(text, *piece) for piece in _word_pieces(text, s_start, s_end, max_tokens)) if p]
+            cut = (_stripped(text, *piece) for piece in _word_pieces(text, s_start, s_end, max_tokens))
+            pieces = [p for p in cut if p]
             for p_index, (p_start, p_end) in enumerate(pieces):
                 p_tokens = len(encoding.encode(text[p_start:p_end], disallowed_special=()))
                 units.append(_Unit(p_start, p_end, p_tokens, last and p_index == len(pieces) - 1))

@@ -29,8 +29,6 @@ from index.manifest import FileRecord, LexicalRow, Manifest
 from index.settings import Settings
 from index.store import ChunkStore, IndexIdentity, date_number, make_client, now_iso
 
-_EMBED_BATCH_CHUNKS = 256  # files are grouped until this many chunks, then embedded together
-
 
 def chunker_config(settings: Settings) -> ChunkerConfig:
     return ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap)
@@ -189,7 +187,8 @@ class Indexer:
                 else:
                     store = ChunkStore(client, self.settings.collection, self.identity, self.embedder)
                 self._sync(store, manifest, roots, report, progress)
-                if report.changed or rebuild or LexicalIndex.saved_generation(self.settings.lexical_dir) != manifest.generation():
+                saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
+                if report.changed or rebuild or saved != manifest.generation():
                     LexicalIndex.build(manifest.lexical_rows(), manifest.generation()).save(self.settings.lexical_dir)
                 manifest.set_meta("last_indexed", now_iso())
                 report.chunks_total = store.count()
@@ -226,7 +225,8 @@ class Indexer:
             try:
                 stat = path.stat()
                 record = known.get(name)
-                if record and record.state == "done" and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
+                same_stat = record and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns
+                if same_stat and record.state == "done":
                     report.unchanged += 1  # same size and mtime: trust it, skip the hash
                     continue
                 sha = file_sha256(path)
@@ -269,7 +269,7 @@ class Indexer:
             batch_chunks += len(chunks)
             if progress:
                 progress("files", done, len(changed))
-            if batch_chunks >= _EMBED_BATCH_CHUNKS:
+            if batch_chunks >= self.settings.index_batch_chunks:  # group files: fewer, fuller batches
                 self._write_batch(store, manifest, batch, known, report, progress)
                 batch, batch_chunks = [], 0
         if batch:

@@ -88,13 +88,13 @@ def _read_text(path: Path, name: str) -> str:
         raise LoadError(f"{name}: looks like binary data, not text (NUL bytes); remove or rename it")
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
         # Latin-1 never fails; a legacy-encoded note is better indexed than lost. We only accept
         # it when the result is mostly printable, so junk still gets reported.
         text = data.decode("latin-1")
         printable = sum(ch.isprintable() or ch.isspace() for ch in text[:20000])
         if printable < 0.95 * min(len(text), 20000):
-            raise LoadError(f"{name}: not UTF-8 text and not readable as Latin-1; save it as UTF-8")
+            raise LoadError(f"{name}: not UTF-8 text and not readable as Latin-1; save it as UTF-8") from exc
     control = sum(1 for ch in text[:20000] if ord(ch) < 32 and ch not in "\n\r\t\f")
     if control > 0.01 * min(len(text), 20000) + 2:
         raise LoadError(f"{name}: looks like binary data, not text; remove or rename it")
@@ -231,11 +231,12 @@ def load_docx(path: Path, name: str) -> SourceDocument:
     import zipfile
 
     import docx
+    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise LoadError(f"{name}: not a valid DOCX file ({exc})") from exc
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as exc:
+        raise LoadError(f"{name}: not a valid DOCX file (is it a renamed .doc or a damaged download?)") from exc
     blocks = []
     for paragraph in document.paragraphs:
         text = paragraph.text.strip()

@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     embedding_device: str = "cpu"
 
     # Chunking (tokens are tiktoken cl100k_base)
-    chunk_tokens: int = Field(180, ge=32, le=512)
+    chunk_tokens: int = Field(150, ge=32, le=512)
     chunk_overlap: int = Field(30, ge=0, le=256)
+
+    index_batch_chunks: int = Field(256, ge=1, description="Chunks embedded and committed together.")
 
     # Store
     collection: str = "chokepoint"

