@@ -7,6 +7,7 @@ models are never mixed in one index.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
@@ -186,10 +187,8 @@ class ChunkStore:
     @classmethod
     def reset(cls, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> ChunkStore:
         """Drop the collection and start an empty one (``index --rebuild``)."""
-        try:
+        with contextlib.suppress(Exception):  # absent already, which is what we want
             client.delete_collection(name)
-        except Exception:
-            pass
         return cls(client, name, identity, embeddings)
 
     def count(self) -> int:

@@ -180,7 +180,7 @@ def test_second_indexer_is_refused_while_one_runs(make_settings, embedder):
 
 
 def test_every_default_corpus_chunk_fits_the_model(default_corpus_index, embedder):
-    settings, engine = default_corpus_index
+    _, engine = default_corpus_index
     chunks = list(engine.store.all_chunks())
     assert len(chunks) > 100
     too_long = [

@@ -102,5 +102,5 @@ def test_bad_files_raise_an_error_naming_the_file(tmp_path: Path, name: str, con
 def test_oversized_file_is_refused_before_reading(tmp_path: Path):
     path = tmp_path / "big.txt"
     path.write_text("word " * 1000)
-    with pytest.raises(LoadError, match="big.txt: file is .* MB, over the"):
+    with pytest.raises(LoadError, match=r"big.txt: file is .* MB, over the"):
         load(path, display_path="big.txt", max_bytes=100)

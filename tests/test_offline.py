@@ -18,7 +18,8 @@ import index  # registers the offline cl100k_base
 import tiktoken
 assert tiktoken.get_encoding("cl100k_base").encode("Made in China 2025") == [41581, 304, 5734, 220, 2366, 20]
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(encoding_name="cl100k_base", chunk_size=5, chunk_overlap=0)
+splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+    encoding_name="cl100k_base", chunk_size=5, chunk_overlap=0)
 assert len(splitter.split_text("one two three four five six seven eight nine ten eleven")) >= 2
 from index.embedding import Embedder
 vector = Embedder().encode(["semiconductor self-sufficiency"])
