@@ -1,15 +1,19 @@
-"""The assembled assistant for one process: model, store, retriever, answerers.
+"""The assembled assistant for one process: model, store, retriever, answerers, pipeline.
 
 Built once from ``Settings`` (Streamlit keeps it in ``st.cache_resource``; the CLI builds it
-per command) and shared by every question.
+per command) and shared by every question. The LLM is started only when first asked for.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
+from assistant.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer
+from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
+from assistant.verification import Verifier
 from index.embedding import Embedder
 from index.indexer import Indexer, IndexReport, ProgressHook, index_identity
 from index.settings import Settings
@@ -18,7 +22,7 @@ from index.store import ChunkStore, make_client
 
 
 class Engine:
-    """Holds the loaded embedding model and an open index."""
+    """Holds the loaded embedding model, an open index and the answerers."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
@@ -26,6 +30,9 @@ class Engine:
             settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
         )
         self._lock = threading.RLock()
+        self._llm: LLMAnswerer | None = None
+        self.verifier = Verifier(self.embedder, settings.support_threshold)
+        self.extractive = ExtractiveAnswerer(self.verifier)
         self._open()
 
     def _open(self) -> None:
@@ -34,6 +41,22 @@ class Engine:
             index_identity(self.settings, self.embedder), self.embedder,
         )
         self.retriever = Retriever(self.settings, self.store, self.embedder)
+        self.pipeline = AnswerPipeline(
+            self.retriever, self.verifier, self.settings.min_relevance,
+            unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
+        )
+
+    def answerer(self, name: str | None = None) -> Answerer:
+        """``extractive`` or ``llm`` (the configured endpoint, else the embedded model)."""
+        name = name or self.settings.answerer
+        if name == "extractive":
+            return self.extractive
+        if name != "llm":
+            raise ValueError(f"unknown answerer {name!r}: use 'extractive' or 'llm'")
+        with self._lock:
+            if self._llm is None:
+                self._llm = LLMAnswerer(chat_model(self.settings), self.settings.llm_prompt_tokens)
+            return self._llm
 
     def reindex(self, paths: list[Path] | None = None, *, rebuild: bool = False,
                 progress: ProgressHook | None = None) -> IndexReport:
@@ -46,3 +69,23 @@ class Engine:
 
     def status(self) -> IndexStatus:
         return index_status(self.settings, self.store)
+
+
+def chat_model(settings: Settings) -> Any:
+    """A LangChain ChatOpenAI for the configured endpoint, or for the embedded llama.cpp server."""
+    from langchain_openai import ChatOpenAI
+
+    if settings.llm_url:
+        base_url, model = settings.llm_url, settings.llm_model
+        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
+    else:
+        from assistant.local_llm import get_server, spec_for
+
+        server = get_server(spec_for(settings.llm_size), settings.models_dir,
+                            n_ctx=settings.llm_context_tokens, threads=settings.llm_threads)
+        server.start()
+        base_url, model, api_key = server.base_url, server.model_name, "not-needed"
+    return ChatOpenAI(
+        base_url=base_url, api_key=api_key, model=model, temperature=0,
+        max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s, max_retries=0, streaming=True,
+    )

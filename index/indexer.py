@@ -164,7 +164,7 @@ class Indexer:
             for path in sorted(root.rglob("*")):
                 if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
                     continue
-                if path.name == "README.md" and path.parent == self.settings.sources_dir:
+                if path.name == "README.md" and path.parent.resolve() == self.settings.sources_dir.resolve():
                     continue  # the corpus's own how-to, not a source
                 if is_supported(path):
                     files.append(path)

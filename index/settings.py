@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # Answering
     answerer: Literal["extractive", "llm"] = "extractive"
     unsupported: Literal["drop", "mark"] = "drop"
+    support_threshold: float = Field(0.55, description="Least support score for a sentence to keep a citation.")
+    llm_prompt_tokens: int = Field(900, description="Token budget for passages in the LLM prompt.")
     llm_url: str | None = Field(None, description="OpenAI-compatible endpoint; embedded when unset.")
     llm_model: str = "qwen2.5-coder"
     llm_api_key: SecretStr | None = None

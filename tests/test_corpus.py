@@ -128,9 +128,7 @@ def test_body_length_and_headings(note: Path):
     _, body = _split(note)
     name = note.name
     count = len(_words(body))
-    assert MIN_WORDS <= count <= MAX_WORDS, (
-        f"{name}: body has {count} words, expected {MIN_WORDS}-{MAX_WORDS}"
-    )
+    assert MIN_WORDS <= count <= MAX_WORDS, f"{name}: body has {count} words, expected {MIN_WORDS}-{MAX_WORDS}"
     assert _HEADING.search(_FENCE.sub("", body)), f"{name}: body has no Markdown heading (# ...)"
 
 
@@ -159,8 +157,8 @@ def test_no_long_runs_copied_from_seeds(note: Path, seed_grams):
     for seed_name, grams in seed_grams.items():
         for run in _shared_runs(words, grams):
             problems.append(f"  with {seed_name} ({len(run.split())} words): {run!r}")
-    assert not problems, (
-        f"{note.name}: shares runs of {NGRAM}+ consecutive words with seed texts:\n" + "\n".join(problems)
+    assert not problems, f"{note.name}: shares runs of {NGRAM}+ consecutive words with seed texts:\n" + "\n".join(
+        problems
     )
 
 

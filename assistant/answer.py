@@ -1,0 +1,127 @@
+"""What an answer is: text with [n] markers, its sentences, their citations, and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from assistant.retrieval import Passage
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source behind one or more sentences of an answer."""
+
+    n: int
+    passage: Passage
+    support_start: int
+    """Start of the supporting span, as a character offset in the source file (as ``passage.chunk.start``)."""
+    support_end: int
+
+    @property
+    def chunk(self):
+        return self.passage.chunk
+
+    @property
+    def supporting_text(self) -> str:
+        chunk = self.passage.chunk
+        return chunk.text[self.support_start - chunk.start : self.support_end - chunk.start]
+
+    def as_dict(self) -> dict[str, Any]:
+        chunk = self.passage.chunk
+        return {
+            "n": self.n, "id": chunk.id, "source": chunk.source, "title": chunk.title,
+            "publisher": chunk.publisher, "date": chunk.date, "url": chunk.url, "page": chunk.page,
+            "heading": chunk.heading, "text": chunk.text, "start": chunk.start, "end": chunk.end,
+            "support_start": self.support_start, "support_end": self.support_end,
+            "supporting_text": self.supporting_text,
+        }
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """A sentence of the answer and the passages that support it.
+
+    ``status`` says what verification did: kept the model's citation, moved it to the passage
+    that supports the sentence, or found no support (dropped, or kept but marked).
+    """
+
+    text: str
+    citations: tuple[int, ...]
+    support: float
+    status: Literal["supported", "moved", "unsupported"] = "supported"
+    original_citations: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieval_s: float = 0.0
+    generation_s: float = 0.0
+    first_token_s: float | None = None
+    verification_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer, ready to show or to score."""
+
+    question: str
+    query: str
+    """What was searched for: the question made standalone from the conversation."""
+    text: str
+    sentences: tuple[AnswerSentence, ...]
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    refused: bool
+    answerer: str
+    dropped: tuple[AnswerSentence, ...] = ()
+    refusal_reason: str = ""
+    draft: str = field(default="", repr=False)
+    """The answerer's raw output before verification (for debugging and evaluation)."""
+    timings: Timings = Timings()
+
+    def markdown(self) -> str:
+        """The answer with a numbered reference list, for copying."""
+        lines = [self.text, ""]
+        for citation in self.citations:
+            chunk = citation.chunk
+            bits = [chunk.title or chunk.source]
+            bits += [b for b in (chunk.publisher, chunk.date) if b]
+            if chunk.page:
+                bits.append(f"p. {chunk.page}")
+            ref = ", ".join(bits)
+            link = f" <{chunk.url}>" if chunk.url else ""
+            lines.append(f"[{citation.n}] {ref} — `{chunk.source}`{link}")
+        return "\n".join(lines).strip()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `chokepoint ask --json` shape."""
+        return {
+            "question": self.question,
+            "query": self.query,
+            "answer": self.text,
+            "refused": self.refused,
+            "refusal_reason": self.refusal_reason,
+            "answerer": self.answerer,
+            "sentences": [asdict(s) for s in self.sentences],
+            "dropped": [asdict(s) for s in self.dropped],
+            "citations": [c.as_dict() for c in self.citations],
+            "passages": [
+                {"id": p.chunk.id, "source": p.chunk.source, "title": p.chunk.title, "page": p.chunk.page,
+                 "start": p.chunk.start, "end": p.chunk.end, "score": p.score, "relevance": p.relevance,
+                 "text": p.chunk.text}
+                for p in self.passages
+            ],
+            "timings": asdict(self.timings),
+        }

@@ -1,0 +1,136 @@
+"""Answerers turn a question and its passages into a draft with [n] markers, streamed.
+
+Two kinds, one interface (``draft``): the extractive answerer picks sentences from the
+passages (no LLM: the offline fallback and the fast mode), the LLM answerer asks any
+OpenAI-compatible chat endpoint. Either draft is then verified by ``assistant.verification``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from assistant.answer import Turn
+from assistant.followup import contextual_query, is_elliptical, rewrite_prompt
+from assistant.prompts import SYSTEM_PROMPT, select_passages, user_prompt
+from assistant.retrieval import Passage
+from assistant.text import Span, content_words, numbers
+from assistant.verification import Verifier
+
+
+class Answerer(Protocol):
+    name: str
+
+    def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
+        """The question as it should be searched, given the conversation."""
+        ...
+
+    def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
+        """Stream the answer's text; [n] refers to ``passages[n - 1]``."""
+        ...
+
+
+class ExtractiveAnswerer:
+    """Answers with the passages' own sentences that best match the question."""
+
+    name = "extractive"
+
+    def __init__(self, verifier: Verifier, max_sentences: int = 3, floor: float = 0.45) -> None:
+        self.verifier = verifier
+        self.max_sentences = max_sentences
+        self.floor = floor
+
+    def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
+        return contextual_query(question, history)
+
+    def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
+        for sentence, n in self.select(question, query, passages):
+            yield f"{clean_sentence(sentence.text)} [{n}]\n"
+
+    def select(self, question: str, query: str, passages: list[Passage]) -> list[tuple[Span, int]]:
+        """Chosen sentences with their passage number, in reading order."""
+        candidates: list[tuple[int, Span]] = []
+        rows: list[np.ndarray] = []
+        for n, view in enumerate(self.verifier.views(passages), start=1):
+            for span, vector in zip(view.spans, view.vectors, strict=True):
+                if len(span.text) >= 25:
+                    candidates.append((n, span))
+                    rows.append(vector)
+        if not candidates:
+            return []
+        vectors = np.asarray(rows)
+        query_vector = self.verifier.vectors.encode([query])[0]
+        similarity = vectors @ query_vector
+        # In a follow-up ("and in 2014?") the user's own words say which fact they want now.
+        focus = content_words(question) if question != query else content_words(query)
+        scores = np.empty(len(candidates), dtype=np.float32)
+        for i, (n, span) in enumerate(candidates):
+            words = content_words(span.text)
+            focus_overlap = len(focus & words) / len(focus) if focus else 0.0
+            scores[i] = similarity[i] + 0.35 * focus_overlap - 0.01 * (n - 1)
+        chosen: list[int] = []
+        for i in np.argsort(-scores):
+            if scores[i] < self.floor or len(chosen) >= self.max_sentences:
+                break
+            if any(_repeats(candidates[i][1].text, candidates[j][1].text, float(vectors[i] @ vectors[j]))
+                   for j in chosen):
+                continue
+            chosen.append(int(i))
+        chosen.sort(key=lambda i: (candidates[i][0], candidates[i][1].start))
+        return [(candidates[i][1], candidates[i][0]) for i in chosen]
+
+
+class LLMAnswerer:
+    """Asks an OpenAI-compatible chat model (embedded llama.cpp, Ollama, vLLM, OpenAI ...)."""
+
+    name = "llm"
+
+    def __init__(self, chat_model: Any, prompt_tokens: int = 900) -> None:
+        self.chat_model = chat_model
+        self.prompt_tokens = prompt_tokens
+
+    def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
+        if not history or not is_elliptical(question):
+            return question
+        reply = self.chat_model.invoke(rewrite_prompt(question, history), max_tokens=60)
+        rewritten = str(reply.content).strip().splitlines()[0].strip().strip('"') if reply.content else ""
+        # A rewrite that lost the question (empty, or a chatty reply) falls back to the plain rule.
+        if not rewritten or len(rewritten) > 400:
+            return contextual_query(question, history)
+        return rewritten
+
+    def passages_for_prompt(self, passages: list[Passage]) -> list[Passage]:
+        return select_passages(passages, self.prompt_tokens)
+
+    def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
+        messages = [("system", SYSTEM_PROMPT), ("user", user_prompt(query, passages))]
+        for piece in self.chat_model.stream(messages):
+            text = piece.content if isinstance(piece.content, str) else ""
+            if text:
+                yield text
+
+
+def strip_markup(text: str) -> str:
+    """Drop HTML tags a model may emit; answers are plain text with [n] markers."""
+    return re.sub(r"<[^>\n]{1,200}>", "", text)
+
+
+def clean_sentence(text: str) -> str:
+    """A passage sentence as prose: no hard wraps, list bullets or bold markers."""
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"^([-*•]|\d+\.)\s+", "", text)
+    text = re.sub(r"^\*\*[^*]{1,80}\*\*\s*[-–—:]?\s*", "", text)  # "**2014 and 2020.** ..." lead-ins
+    return text.replace("**", "")
+
+
+def _repeats(a: str, b: str, similarity: float) -> bool:
+    """Whether sentence ``a`` says again what ``b`` said (near-same meaning, or same figures and words)."""
+    if similarity > 0.85:
+        return True
+    words_a, words_b = content_words(a), content_words(b)
+    jaccard = len(words_a & words_b) / max(1, len(words_a | words_b))
+    shared_numbers = numbers(a) and numbers(a) <= numbers(b)
+    return similarity > 0.7 and (jaccard > 0.5 or bool(shared_numbers))

@@ -1,0 +1,75 @@
+"""Small text tools shared by the answerers and the verifier: sentences, content words, numbers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from index.lexical import tokenize
+
+_SENTENCE = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[A-Z0-9*])|\n\s*\n|\n(?=\s*[-*•] |\s*\d+\. )")
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+# Numbers that add nothing to check: list ordinals and the like are filtered by length below.
+_NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+                 "eight": "8", "nine": "9", "ten": "10", "dozen": "12", "twenty": "20", "hundred": "100"}
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    text: str
+
+
+def sentences(text: str) -> Iterator[Span]:
+    """Sentence spans of ``text`` (stripped, offsets into ``text``); Markdown headings are skipped."""
+    position = 0
+    for match in [*_SENTENCE.finditer(text), None]:
+        end = match.start() if match else len(text)
+        start = position
+        while start < end and text[start].isspace():
+            start += 1
+        stop = end
+        while stop > start and text[stop - 1].isspace():
+            stop -= 1
+        piece = text[start:stop]
+        if piece and not piece.startswith("#") and re.search(r"[A-Za-z]{2}", piece):
+            yield Span(start, stop, piece)
+        if match:
+            position = match.end()
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed words minus stop words (the BM25 tokenizer's view)."""
+    return set(tokenize(text))
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers written in the text, normalised ("1,334" -> "1334", "15.90" -> "15.9")."""
+    found = set()
+    for raw in _NUMBER.findall(_MARKER.sub(" ", text)):
+        value = raw.replace(",", "")
+        if "." in value:
+            value = value.rstrip("0").rstrip(".")
+        found.add(value)
+    return found
+
+
+def spelled_numbers(text: str) -> set[str]:
+    """Numbers written as words ("five countries"), for matching against digits in a passage."""
+    return {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
+
+
+def citation_markers(text: str) -> tuple[str, tuple[int, ...]]:
+    """Split "Claim text [1][3]." into ("Claim text.", (1, 3))."""
+    cited: list[int] = []
+    for match in _MARKER.finditer(text):
+        for part in re.split(r"[,;]", match.group(1)):
+            n = int(part.strip())
+            if n not in cited:
+                cited.append(n)
+    clean = _MARKER.sub("", text)
+    clean = re.sub(r"\s+([.,;:!?])", r"\1", clean).strip()
+    return clean, tuple(cited)

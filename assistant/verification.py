@@ -1,0 +1,197 @@
+"""Check every sentence of a draft answer against the passages, and fix its citations.
+
+A model's citations are never taken as they are. Each sentence is scored against each
+passage: embedding similarity to the passage's closest sentence, plus the share of the
+sentence's content words the passage contains; a sentence with a number the passage does
+not contain gets no support from it. Then a correct citation is kept, a wrong one is moved
+to the passage that does support the sentence, and a sentence nothing supports is dropped
+(or kept and marked, by setting).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.answer import AnswerSentence, Citation
+from assistant.retrieval import Passage
+from assistant.text import Span, citation_markers, content_words, numbers, sentences, spelled_numbers
+from index.embedding import Embedder
+
+_REFUSAL = re.compile(
+    r"\b(do(es)?n['’]?t|do(es)? not|cannot|can['’]?t|no information|not (contain|cover|mention|say|include))\b"
+    r".{0,60}\b(sources?|passages?|documents?|notes?|context|provided)\b"
+    r"|\b(sources?|passages?|documents?|notes?|context)\b.{0,60}\b(do(es)?n['’]?t|do(es)? not|not)\b"
+    r".{0,30}\b(cover|contain|mention|say|address|include|answer)",
+    re.I,
+)
+
+
+def is_refusal_sentence(text: str) -> bool:
+    """"The passages do not cover ..." and its variants."""
+    return bool(_REFUSAL.search(text))
+
+
+@dataclass(frozen=True)
+class SupportedBy:
+    passage: int
+    """Index into the passage list (0-based)."""
+    score: float
+    span: Span
+    """The passage sentence that best supports the claim (offsets into the passage text)."""
+
+
+@dataclass(frozen=True)
+class Verified:
+    sentences: list[AnswerSentence]
+    dropped: list[AnswerSentence]
+    citations: list[Citation]
+    text: str
+    refusal_only: bool
+
+
+class PassageView:
+    """A passage split into sentences, with their vectors and words."""
+
+    def __init__(self, passage: Passage, spans: list[Span], vectors: np.ndarray) -> None:
+        self.passage = passage
+        self.spans = spans
+        self.vectors = vectors
+        self.words = content_words(passage.chunk.text)
+        self.numbers = numbers(passage.chunk.text) | spelled_numbers(passage.chunk.text)
+        self.span_words = [content_words(s.text) for s in spans]
+
+
+class SentenceVectors:
+    """Sentence embeddings with a bounded cache: passages recur across questions, and the
+    extractive answerer and the verifier look at the same sentences."""
+
+    def __init__(self, embedder: Embedder, size: int = 50_000) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            fresh = self.embedder.encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._cache[text] = vector
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            rows = []
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is None:  # evicted by a concurrent caller between the two steps
+                    vector = self.embedder.encode([text])[0]
+                else:
+                    self._cache.move_to_end(text)
+                rows.append(vector)
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+
+class Verifier:
+    """Scores claims against passages. One per process; holds the embedder and a vector cache."""
+
+    def __init__(self, embedder: Embedder, threshold: float = 0.55) -> None:
+        self.vectors = SentenceVectors(embedder)
+        self.threshold = threshold
+
+    def views(self, passages: list[Passage]) -> list[PassageView]:
+        """Each passage split into sentences, with their vectors."""
+        spans = [list(sentences(p.chunk.text)) or [Span(0, len(p.chunk.text), p.chunk.text)] for p in passages]
+        flat = [s.text for group in spans for s in group]
+        vectors = self.vectors.encode(flat)
+        views, offset = [], 0
+        for passage, group in zip(passages, spans, strict=True):
+            views.append(PassageView(passage, group, vectors[offset : offset + len(group)]))
+            offset += len(group)
+        return views
+
+    def support(self, claim: str, claim_vector: np.ndarray, view: PassageView, index: int) -> SupportedBy:
+        """How well one passage supports one claim, in [0, 1]."""
+        words = content_words(claim)
+        claim_numbers = numbers(claim)
+        similarities = view.vectors @ claim_vector
+        best, best_score = 0, -1.0
+        for n, span_words in enumerate(view.span_words):
+            local = len(words & span_words) / len(words) if words else 0.0
+            score = 0.5 * float(similarities[n]) + 0.5 * local
+            if score > best_score:
+                best, best_score = n, score
+        overlap = len(words & view.words) / len(words) if words else 0.0
+        score = 0.5 * float(similarities.max(initial=0.0)) + 0.5 * overlap
+        if claim_numbers - view.numbers:
+            score = min(score, 0.0)  # a figure the passage does not contain is not supported by it
+        return SupportedBy(index, max(0.0, min(1.0, score)), view.spans[best])
+
+    def verify(self, draft: str, passages: list[Passage], *, unsupported: str = "drop") -> Verified:
+        """Verify a draft whose [n] markers number ``passages`` from 1."""
+        claims: list[tuple[str, tuple[int, ...]]] = []
+        refusals = 0
+        for span in sentences(draft):
+            text, cited = citation_markers(span.text)
+            if not text or not re.search(r"[A-Za-z]{3}", text):
+                continue
+            if is_refusal_sentence(text):
+                refusals += 1
+                continue
+            claims.append((text, cited))
+        if not claims:
+            return Verified([], [], [], "", refusal_only=refusals > 0)
+
+        views = self.views(passages)
+        claim_vectors = self.vectors.encode([text for text, _ in claims])
+        numbering: dict[int, int] = {}  # passage index -> final citation number
+        spans: dict[int, Span] = {}
+        kept: list[AnswerSentence] = []
+        dropped: list[AnswerSentence] = []
+        for (text, cited), vector in zip(claims, claim_vectors, strict=True):
+            scores = [self.support(text, vector, view, i) for i, view in enumerate(views)]
+            valid_cited = [c - 1 for c in cited if 1 <= c <= len(views) and scores[c - 1].score >= self.threshold]
+            best = max(scores, key=lambda s: s.score) if scores else None
+            if valid_cited:
+                chosen, status = valid_cited, "supported"
+            elif best is not None and best.score >= self.threshold:
+                chosen, status = [best.passage], "moved" if cited else "supported"
+            else:
+                sentence = AnswerSentence(text, (), best.score if best else 0.0, "unsupported", cited)
+                if unsupported == "mark":
+                    kept.append(sentence)
+                else:
+                    dropped.append(sentence)
+                continue
+            for index in chosen:
+                if index not in numbering:
+                    numbering[index] = len(numbering) + 1
+                    spans[index] = scores[index].span
+            support = max(scores[i].score for i in chosen)
+            kept.append(AnswerSentence(text, tuple(numbering[i] for i in chosen), support, status, cited))
+
+        citations = []
+        for index, n in sorted(numbering.items(), key=lambda item: item[1]):
+            chunk = passages[index].chunk
+            span = spans[index]
+            citations.append(Citation(n, passages[index], chunk.start + span.start, chunk.start + span.end))
+        return Verified(kept, dropped, citations, render(kept), refusal_only=False)
+
+
+def render(sentences_: list[AnswerSentence]) -> str:
+    """Sentences joined into a paragraph, each followed by its markers ("... [1][2].")."""
+    parts = []
+    for sentence in sentences_:
+        text = sentence.text
+        markers = "".join(f"[{n}]" for n in sentence.citations) if sentence.citations else "[unsupported]"
+        if text and text[-1] in ".!?":
+            parts.append(f"{text[:-1]} {markers}{text[-1]}")
+        else:
+            parts.append(f"{text} {markers}")
+    return " ".join(parts)
