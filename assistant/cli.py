@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 _extra_commands: list[Callable[[argparse._SubParsersAction], None]] = []
 
+from evals.cli import cmd_eval as _cmd_eval  # noqa: E402 - after COMMANDS and _extra_commands
+from evals.cli import register as _register_eval  # noqa: E402
+
+_extra_commands.append(_register_eval)
+COMMANDS["eval"] = _cmd_eval
+
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model we use is on disk

@@ -19,6 +19,7 @@ from assistant.answer import Answer, Timings, Turn
 from assistant.answerers import Answerer, LLMAnswerer, strip_markup
 from assistant.prompts import REFUSAL_TEXT
 from assistant.retrieval import Passage, Retriever
+from assistant.text import years
 from assistant.verification import Verifier
 from index.filters import Filters
 
@@ -79,10 +80,14 @@ class AnswerPipeline:
                           timings=timings, **fields)  # type: ignore[arg-type]
 
         best = max((p.relevance for p in passages), default=0.0)
-        if best < self.min_relevance:
-            yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True,
-                         refusal_reason=f"No passage is relevant enough (best similarity {best:.2f}, "
-                                        f"threshold {self.min_relevance:.2f}).")
+        unknown = self.retriever.unknown_terms(question)
+        if best < self.min_relevance or unknown:
+            reason = (
+                f"The indexed sources never mention {', '.join(repr(t) for t in unknown)}." if unknown
+                else f"No passage is relevant enough (best similarity {best:.2f}, "
+                     f"threshold {self.min_relevance:.2f})."
+            )
+            yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True, refusal_reason=reason)
             return
 
         context: list[Passage] = (
@@ -111,6 +116,14 @@ class AnswerPipeline:
             )
             yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True, refusal_reason=reason,
                          dropped=tuple(verified.dropped), draft=draft, timings=timings)
+            return
+        asked_years = years(question)
+        answered = " ".join(c.passage.chunk.text for c in verified.citations)
+        if asked_years and not asked_years & years(answered):
+            # Asked about 2020, answered with 2019: a near miss is not an answer.
+            yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True,
+                         refusal_reason=f"No passage gives an answer for {', '.join(sorted(asked_years))}.",
+                         dropped=tuple(verified.sentences) + tuple(verified.dropped), draft=draft, timings=timings)
             return
         yield finish(text=verified.text, sentences=tuple(verified.sentences), citations=tuple(verified.citations),
                      refused=False, dropped=tuple(verified.dropped), draft=draft, timings=timings)

@@ -16,7 +16,8 @@ import numpy as np
 from index.chunking import Chunk
 from index.embedding import Embedder
 from index.filters import Filters
-from index.lexical import LexicalIndex
+from assistant.text import distinctive_terms
+from index.lexical import LexicalIndex, tokenize
 from index.settings import Settings
 from index.store import ChunkStore
 
@@ -98,6 +99,24 @@ class Retriever:
             if self._lexical is None or self._lexical.generation != saved:
                 self._lexical = LexicalIndex.load(self.settings.lexical_dir)
             return self._lexical
+
+    def unknown_terms(self, question: str) -> list[str]:
+        """Names and figures in the question that no indexed chunk contains ("SMIC", "7nm").
+
+        A question about something the sources never mention cannot be answered from them,
+        however close its other words come to some passage.
+        """
+        lexical = self.lexical()
+        if lexical is None or len(lexical) == 0:
+            return []
+        unknown = []
+        for term in distinctive_terms(question):
+            if term.replace(".", "").replace(",", "").isdigit():
+                continue  # bare numbers are judged against the answer, not the vocabulary
+            tokens = tokenize(term)
+            if tokens and not any(lexical.knows(t) for t in tokens):
+                unknown.append(term)
+        return unknown
 
     def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None,
                  use_mmr: bool | None = None) -> RetrievalResult:

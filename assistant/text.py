@@ -73,3 +73,22 @@ def citation_markers(text: str) -> tuple[str, tuple[int, ...]]:
     clean = _MARKER.sub("", text)
     clean = re.sub(r"\s+([.,;:!?])", r"\1", clean).strip()
     return clean, tuple(cited)
+
+
+_ENTITY = re.compile(r"(?<![\w-])([A-Za-z]*\d[\w.-]*|[A-Z][\w-]*)")
+_YEAR = re.compile(r"(?<!\d)(19\d\d|20\d\d)(?!\d)")
+
+
+def distinctive_terms(question: str) -> list[str]:
+    """Names and figures in a question: capitalised words (not the first), and anything with a digit."""
+    terms = []
+    for match in _ENTITY.finditer(question):
+        word = match.group(1).strip(".-")
+        first = question[: match.start()].strip() == ""
+        if word and (any(ch.isdigit() for ch in word) or not first):
+            terms.append(word)
+    return terms
+
+
+def years(text: str) -> set[str]:
+    return set(_YEAR.findall(text))

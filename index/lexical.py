@@ -84,6 +84,10 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def knows(self, term: str) -> bool:
+        """Whether a (tokenized) term occurs anywhere in the indexed chunks."""
+        return term in self._vocab
+
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Top ``k`` chunk ids by BM25 score (only chunks passing ``filters``; zero scores dropped)."""
         if self._retriever is None:

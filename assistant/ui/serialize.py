@@ -1,0 +1,55 @@
+"""An ``Answer`` to a JSON-ready dict and back, so saved chats show their citation cards again."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from assistant.answer import Answer, AnswerSentence, Citation, Timings
+from assistant.retrieval import Passage
+from index.chunking import Chunk
+
+VERSION = 1
+
+
+def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    data = dataclasses.asdict(answer)
+    data["v"] = VERSION
+    return data
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields ``cls`` has now (a stored record may be older or newer than the code)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _chunk(data: dict[str, Any]) -> Chunk:
+    fields = _known(Chunk, data)
+    fields["topics"] = tuple(fields.get("topics") or ())
+    return Chunk(**fields)
+
+
+def _passage(data: dict[str, Any]) -> Passage:
+    fields = _known(Passage, data)
+    fields["chunk"] = _chunk(data["chunk"])
+    return Passage(**fields)
+
+
+def _sentence(data: dict[str, Any]) -> AnswerSentence:
+    fields = _known(AnswerSentence, data)
+    fields["citations"] = tuple(fields.get("citations") or ())
+    fields["original_citations"] = tuple(fields.get("original_citations") or ())
+    return AnswerSentence(**fields)
+
+
+def answer_from_dict(data: dict[str, Any]) -> Answer:
+    fields = _known(Answer, data)
+    fields["passages"] = tuple(_passage(p) for p in data.get("passages") or ())
+    fields["sentences"] = tuple(_sentence(s) for s in data.get("sentences") or ())
+    fields["dropped"] = tuple(_sentence(s) for s in data.get("dropped") or ())
+    fields["citations"] = tuple(
+        Citation(**{**_known(Citation, c), "passage": _passage(c["passage"])}) for c in data.get("citations") or ()
+    )
+    fields["timings"] = Timings(**_known(Timings, data.get("timings") or {}))
+    return Answer(**fields)

@@ -1,0 +1,192 @@
+"""BEIR retrieval sets: index the corpus into a collection of its own, then score retrieval only.
+
+The corpus is chunked, embedded and stored with the same code and settings as the sources
+(``index.chunking``, ``index.embedding``, ``index.store``, ``index.lexical``), each document
+named by its BEIR id, so a chunk maps back to its document through ``chunk.source``. The
+built index is cached (default ``<data_dir>/beir/<name>``) and reused while the corpus file,
+the embedding model and the chunker are unchanged.
+
+Scoring: each query is retrieved in three modes (hybrid, dense only, BM25 only); chunks are
+folded into documents by their best score, and nDCG@10, recall@10, MRR@10 and hit@10 are
+computed against the qrels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evals import metrics as m
+from evals.cases import BeirSet
+
+MODES = ("hybrid", "dense", "lexical")
+MODE_LABELS = {"hybrid": "hybrid", "dense": "dense only", "lexical": "BM25 only"}
+CHUNK_DEPTH = 100
+"""Chunks retrieved per query (then folded into documents)."""
+BEIR_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "recall@20")
+MARKER = "beir-index.json"
+EMBED_BATCH = 512
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def collection_name(name: str) -> str:
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", name).strip("-._") or "set"
+    return f"beir-{slug}"[:60]
+
+
+def beir_settings(base: Any, beir: BeirSet, cache_dir: Path | None = None) -> Any:
+    """The settings for a BEIR set's own index: same models and chunker, its own data dir and collection."""
+    cache_dir = cache_dir or Path(base.data_dir) / "beir" / beir.name
+    return base.model_copy(update={
+        "data_dir": Path(cache_dir), "sources_dir": Path(cache_dir) / "sources",
+        "collection": collection_name(beir.name),
+    })
+
+
+def corpus_fingerprint(beir: BeirSet) -> str:
+    digest = hashlib.sha256()
+    with (beir.folder / "corpus.jsonl").open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def open_or_build(beir: BeirSet, settings: Any, embedder: Any, progress: ProgressCallback | None = None,
+                  rebuild: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The set's ChunkStore, built if the cache is missing or stale; and what was done."""
+    from index.indexer import data_dir_lock, index_identity
+    from index.lexical import LexicalIndex
+    from index.store import ChunkStore, make_client
+
+    identity = index_identity(settings, embedder)
+    fingerprint = corpus_fingerprint(beir)
+    marker_path = Path(settings.data_dir) / MARKER
+    wanted = {"corpus_sha256": fingerprint, "embedding_model": identity.embedding_model,
+              "dimension": identity.dimension, "chunker": identity.chunker, "schema": identity.schema,
+              "collection": settings.collection}
+    if not rebuild and marker_path.exists():
+        try:
+            marker = json.loads(marker_path.read_text())
+            if all(marker.get(k) == v for k, v in wanted.items()):
+                store = ChunkStore(make_client(settings), settings.collection, identity, embedder)
+                if store.count() == marker.get("chunks") and LexicalIndex.saved_generation(settings.lexical_dir):
+                    return store, {**marker, "cached": True, "build_s": marker.get("build_s")}
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            pass
+
+    from index.chunking import chunk_document
+    from index.indexer import chunker_config
+    from index.lexical import chunk_filters, tokenize
+    from index.loaders import SourceDocument
+    from index.manifest import LexicalRow
+
+    started = time.perf_counter()
+    with data_dir_lock(Path(settings.data_dir)):
+        marker_path.unlink(missing_ok=True)
+        store = ChunkStore.reset(make_client(settings), settings.collection, identity, embedder)
+        config = chunker_config(settings)
+
+        def fits(text: str) -> bool:
+            return embedder.model_token_count(text) <= embedder.max_tokens
+
+        chunks = []
+        for done, doc in enumerate(beir.corpus, start=1):
+            if doc.text or doc.title:
+                document = SourceDocument(path=doc.id, text=doc.text or doc.title, title=doc.title)
+                chunks.extend(chunk_document(document, config, fits))
+            if progress and (done % 200 == 0 or done == len(beir.corpus)):
+                progress("chunking", done, len(beir.corpus))
+        lexical_rows = []
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            vectors = embedder.encode([c.embedding_text for c in batch])
+            store.upsert(batch, vectors)
+            lexical_rows.extend(
+                LexicalRow(c.id, c.source, tokenize(c.embedding_text), chunk_filters(c.source, "", (), 0))
+                for c in batch
+            )
+            if progress:
+                progress("embedding", min(start + EMBED_BATCH, len(chunks)), len(chunks))
+        LexicalIndex.build(lexical_rows, 1).save(settings.lexical_dir)
+        info = {**wanted, "documents": len(beir.corpus), "chunks": store.count(),
+                "build_s": round(time.perf_counter() - started, 1),
+                "built": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
+        marker_path.write_text(json.dumps(info, indent=2) + "\n")
+    return store, {**info, "cached": False}
+
+
+def score_query(doc_ranking: Sequence[str], qrels: dict[str, int]) -> dict[str, float]:
+    relevant = {d for d, s in qrels.items() if s > 0}
+    return {
+        "ndcg@10": m.ndcg_at_k(doc_ranking, {d: float(s) for d, s in qrels.items()}, 10),
+        "recall@10": m.recall_at_k(doc_ranking, relevant, 10),
+        "mrr@10": m.reciprocal_rank(doc_ranking, relevant, 10),
+        "hit@10": m.hit_at_k(doc_ranking, relevant, 10),
+        "recall@20": m.recall_at_k(doc_ranking, relevant, 20),
+    }
+
+
+def run_beir(beir: BeirSet, base_settings: Any, embedder: Any, out_dir: Path, *,
+             modes: Sequence[str] = MODES, limit: int | None = None, cache_dir: Path | None = None,
+             progress: ProgressCallback | None = None, rebuild: bool = False,
+             write_report: bool = True) -> dict[str, Any]:
+    """Index (or reuse) the corpus, retrieve every query in every mode, write the results."""
+    from assistant.retrieval import Retriever
+
+    started = time.perf_counter()
+    settings = beir_settings(base_settings, beir, cache_dir)
+    store, index_info = open_or_build(beir, settings, embedder, progress, rebuild=rebuild)
+    titles = {d.id: d.title for d in beir.corpus}
+    query_ids = list(beir.queries)[:limit] if limit else list(beir.queries)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "kind": "beir", "set": str(beir.folder), "name": beir.name, "split": beir.split,
+        "cases": len(query_ids), "documents": len(beir.corpus), "index": index_info,
+        "chunk_depth": CHUNK_DEPTH, "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "settings": {"embedding_model": settings.embedding_model, "chunk_tokens": settings.chunk_tokens,
+                     "chunk_overlap": settings.chunk_overlap, "rrf_k": settings.rrf_k,
+                     "candidates": settings.candidates, "reranker_model": settings.reranker_model,
+                     "data_dir": str(settings.data_dir), "collection": settings.collection},
+        "runs": {},
+    }
+    rows: list[dict[str, Any]] = []
+    with (out_dir / "results.jsonl").open("w", encoding="utf-8") as out:
+        for mode in modes:
+            retriever = Retriever(settings, store, embedder, mode=mode)
+            mode_rows = []
+            mode_started = time.perf_counter()
+            for done, qid in enumerate(query_ids, start=1):
+                query = beir.queries[qid]
+                result = retriever.retrieve(query, k=CHUNK_DEPTH, use_mmr=False)
+                ranking = m.doc_ranking((p.chunk.source, p.score) for p in result.passages)
+                scores = score_query(ranking, beir.qrels[qid])
+                row = {"id": qid, "mode": mode, "question": query, "relevant": beir.qrels[qid],
+                       "relevant_titles": {d: titles.get(d, "") for d in beir.qrels[qid]},
+                       "ranking": ranking[:10], "ranking_titles": [titles.get(d, "") for d in ranking[:3]],
+                       "scores": scores, "seconds": round(result.seconds, 5)}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                mode_rows.append(row)
+                if progress:
+                    progress(MODE_LABELS.get(mode, mode), done, len(query_ids))
+            seconds = [r["seconds"] for r in mode_rows]
+            summary["runs"][mode] = {
+                "metrics": {k: m.mean(r["scores"][k] for r in mode_rows) for k in BEIR_METRICS},
+                "latency": {"retrieval_s": {"p50": m.percentile(seconds, 50), "p95": m.percentile(seconds, 95),
+                                            "mean": m.mean(seconds), "n": len(seconds)}},
+                "cases": len(mode_rows), "wall_s": round(time.perf_counter() - mode_started, 2),
+            }
+            rows.extend(mode_rows)
+    summary["wall_s"] = round(time.perf_counter() - started, 2)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    if write_report:
+        from evals.report import write_report as _write
+
+        _write(out_dir, summary, rows)
+    return summary

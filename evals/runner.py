@@ -1,0 +1,250 @@
+"""Run a test set through the assistant and score every answer.
+
+For each case: ask the pipeline (question + history) with the chosen answerer; retrieve again
+with the answer's own standalone query, deeper (``RANKING_DEPTH`` chunks), for the retrieval
+metrics; score the answer, its citations and its faithfulness with an independent judge.
+
+Writes to the output folder:
+  results.jsonl   one line per (answerer, case): the answer, its citations, the scores
+  summary.json    the metrics per answerer, the refusal confusion matrix, latency, per-tag scores
+  report.md       the same for people, with plots (plots/*.png) and the ten worst cases
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from evals import metrics as m
+from evals.cases import EvalCase
+from evals.judge import Judge, LexicalJudge, passage_text
+
+RANKING_DEPTH = 30
+"""Chunks retrieved for the retrieval metrics (deduplicated to sources, best chunk first)."""
+
+RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@10", "mrr", "ndcg@10")
+ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy")
+CITATION_METRICS = ("citation_precision", "citation_recall")
+FAITHFULNESS_METRICS = ("faithfulness",)
+HEADLINE = RETRIEVAL_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
+"""The metrics on the gate, the bars and the compare table, in this order."""
+
+EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "key_fact_recall_answered", "token_f1_answered",
+                 "answered_rate")
+STAGES = ("retrieval_s", "generation_s", "first_token_s", "verification_s", "total_s")
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+# Scoring one case ------------------------------------------------------------------------------
+
+
+def judge_answer(answer: dict[str, Any], judge: Judge) -> list[dict[str, Any]]:
+    """For each sentence of the answer: its cited passages and whether each supports it."""
+    citations = {c["n"]: c for c in answer.get("citations", [])}
+    out = []
+    for sentence in answer.get("sentences", []):
+        cited = []
+        for n in sentence.get("citations", []):
+            citation = citations.get(n)
+            if citation is None:
+                cited.append({"n": n, "source": None, "supported": False, "word_share": 0.0,
+                              "reason": "the citation number has no passage"})
+                continue
+            verdict = judge.judge(sentence["text"], passage_text(citation))
+            cited.append({"n": n, "source": citation["source"], "supported": verdict.supported,
+                          "word_share": round(verdict.word_share, 3), "reason": verdict.reason})
+        out.append({"text": sentence["text"], "status": sentence.get("status", ""), "cited": cited,
+                    "supported": any(c["supported"] for c in cited)})
+    return out
+
+
+def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
+               judgements: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Every per-case score; None where a metric does not apply to the case.
+
+    ``ranking`` is the retrieved sources, best first, deduplicated; ``judgements`` is
+    ``judge_answer``'s output for this answer.
+    """
+    refused = bool(answer.get("refused"))
+    gold = set(case.gold_sources)
+    answerable = case.answerable
+    scores: dict[str, float | None] = {key: None for key in (*HEADLINE, *EXTRA_METRICS)}
+    scores["refused"] = float(refused)
+    scores["refusal_accuracy"] = float(refused != answerable)
+    scores["answered_rate"] = float(not refused)
+    if answerable:
+        scores["hit@1"] = m.hit_at_k(ranking, gold, 1)
+        scores["hit@3"] = m.hit_at_k(ranking, gold, 3)
+        scores["hit@5"] = m.hit_at_k(ranking, gold, 5)
+        scores["recall@5"] = m.recall_at_k(ranking, gold, 5)
+        scores["recall@10"] = m.recall_at_k(ranking, gold, 10)
+        scores["mrr"] = m.reciprocal_rank(ranking, gold)
+        scores["ndcg@10"] = m.ndcg_at_k(ranking, gold, 10)
+        if case.gold_passages:
+            scores["passage_hit"] = m.passage_hit((p["text"] for p in answer.get("passages", [])),
+                                                  case.gold_passages)
+        text = "" if refused else answer.get("answer", "")
+        if case.key_facts:
+            scores["key_fact_recall"] = m.key_fact_recall(case.key_facts, text)
+            if not refused:
+                scores["key_fact_recall_answered"] = scores["key_fact_recall"]
+        scores["token_f1"] = m.token_f1(text, case.reference_answer) if text else 0.0
+        if not refused:
+            scores["token_f1_answered"] = scores["token_f1"]
+        cited_sources = [c["source"] for c in answer.get("citations", [])]
+        scores["citation_recall"] = 0.0 if refused else m.citation_recall(cited_sources, gold)
+        if not refused:
+            pairs = [(c["source"], c["supported"]) for j in judgements for c in j["cited"]]
+            scores["citation_precision"] = m.citation_precision(pairs, gold)
+    if not refused and judgements:
+        scores["faithfulness"] = sum(j["supported"] for j in judgements) / len(judgements)
+    elif not refused:
+        scores["faithfulness"] = 0.0  # an answer with no sentences to check is not a faithful one
+    parts = [scores[k] for k in ("refusal_accuracy", "key_fact_recall", "token_f1", "citation_precision",
+                                 "faithfulness")]
+    scores["case_score"] = m.mean(parts)
+    return scores
+
+
+# Aggregation -----------------------------------------------------------------------------------
+
+
+def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics, confusion matrix, latency and per-tag scores for the rows of one answerer."""
+    metric_names = (*HEADLINE, *EXTRA_METRICS)
+    metrics: dict[str, float | None] = {}
+    counts: dict[str, int] = {}
+    for name in metric_names:
+        values = [r["scores"].get(name) for r in rows]
+        metrics[name] = m.mean(values)
+        counts[name] = sum(v is not None for v in values)
+    confusion = m.refusal_confusion((r["answerable"], bool(r["scores"]["refused"])) for r in rows)
+    # refusal_accuracy stays the mean of the per-case scores: equal to m.refusal_accuracy(confusion),
+    # except that a case that crashed counts as wrong whichever way it leans.
+    latency: dict[str, dict[str, float | None]] = {}
+    for stage in STAGES:
+        values = [r["answer"]["timings"].get(stage) for r in rows if r.get("answer")]
+        values = [v for v in values if v is not None and not (stage != "total_s" and v == 0.0)]
+        latency[stage] = {"p50": m.percentile(values, 50), "p95": m.percentile(values, 95),
+                          "mean": m.mean(values), "n": len(values)}
+    wall = [r["wall_s"] for r in rows]
+    latency["case_wall_s"] = {"p50": m.percentile(wall, 50), "p95": m.percentile(wall, 95),
+                              "mean": m.mean(wall), "n": len(wall)}
+    by_tag: dict[str, dict[str, Any]] = {}
+    for tag in sorted({t for r in rows for t in r["tags"]}):
+        tagged = [r for r in rows if tag in r["tags"]]
+        by_tag[tag] = {"cases": len(tagged),
+                       **{name: m.mean(r["scores"].get(name) for r in tagged) for name in HEADLINE}}
+        by_tag[tag]["refusal_accuracy"] = m.mean(r["scores"]["refusal_accuracy"] for r in tagged)
+    return {"metrics": metrics, "counts": counts, "confusion": confusion, "latency": latency,
+            "by_tag": by_tag, "errors": sum(1 for r in rows if r.get("error")), "cases": len(rows)}
+
+
+# Running ---------------------------------------------------------------------------------------
+
+
+def _ranking(engine: Any, query: str) -> list[str]:
+    result = engine.retriever.retrieve(query, k=max(RANKING_DEPTH, engine.settings.top_k))
+    return m.unique_in_order(p.chunk.source for p in result.passages)
+
+
+def _empty_answer(case: EvalCase, answerer: str) -> dict[str, Any]:
+    return {"question": case.question, "query": case.question, "answer": "", "refused": True,
+            "refusal_reason": "error", "answerer": answerer, "sentences": [], "dropped": [], "citations": [],
+            "passages": [], "timings": dict.fromkeys(STAGES, 0.0)}
+
+
+def run_case(engine: Any, answerer: Any, case: EvalCase, judge: Judge) -> dict[str, Any]:
+    """Ask one case and score it; an exception becomes a row with ``error`` set and zero scores."""
+    started = time.perf_counter()
+    error = ""
+    try:
+        answer = engine.pipeline.ask(answerer, case.question, case.turns()).as_dict()
+        ranking = _ranking(engine, answer["query"])
+    except Exception as exc:
+        answer = _empty_answer(case, answerer.name)
+        ranking = []
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    judgements = judge_answer(answer, judge)
+    scores = score_case(case, answer, ranking, judgements)
+    if error:  # a crash is a wrong answer, whichever way the case leans
+        scores["refusal_accuracy"] = 0.0
+        scores["case_score"] = 0.0
+    return {
+        "id": case.id, "answerer": answerer.name, "question": case.question,
+        "history": [t.model_dump() for t in case.history], "tags": list(case.tags),
+        "answerable": case.answerable, "reference_answer": case.reference_answer,
+        "key_facts": list(case.key_facts), "gold_sources": list(case.gold_sources),
+        "found_key_facts": [f for f in case.key_facts if not answer["refused"] and m.fact_found(f, answer["answer"])],
+        "retrieved_sources": ranking[:10], "answer": answer, "judgements": judgements,
+        "scores": scores, "wall_s": round(time.perf_counter() - started, 4), "error": error,
+    }
+
+
+def settings_snapshot(settings: Any) -> dict[str, Any]:
+    keys = ("embedding_model", "chunk_tokens", "chunk_overlap", "top_k", "candidates", "rrf_k", "use_mmr",
+            "reranker_model", "min_relevance", "support_threshold", "unsupported", "llm_size", "llm_url",
+            "llm_model", "collection", "data_dir", "sources_dir")
+    values = {k: getattr(settings, k, None) for k in keys}
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def run_set(engine: Any, cases: Sequence[EvalCase], answerers: Sequence[str], out_dir: Path, *,
+            set_path: str = "", judge: Judge | None = None, progress: ProgressCallback | None = None,
+            write_report: bool = True, warmup: bool = True) -> dict[str, Any]:
+    """Run every case with every answerer; write results.jsonl, summary.json and report.md."""
+    judge = judge or LexicalJudge()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {
+        "kind": "qa", "set": set_path, "cases": len(cases), "answerers": list(answerers), "judge": judge.name,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "settings": settings_snapshot(engine.settings), "runs": {},
+    }
+    try:
+        summary["index"] = engine.status().as_dict()
+    except Exception as exc:  # the status is for the record; the run can go on without it
+        summary["index"] = {"error": str(exc)}
+    all_rows: list[dict[str, Any]] = []
+    with (out_dir / "results.jsonl").open("w", encoding="utf-8") as out:
+        for name in answerers:
+            answerer = engine.answerer(name)
+            if warmup and cases:
+                # Load the models (and start an LLM server) outside the timings: one untimed question.
+                with contextlib.suppress(Exception):  # the case itself will report the error
+                    engine.pipeline.ask(answerer, cases[0].question)
+            rows = []
+            run_started = time.perf_counter()
+            for done, case in enumerate(cases, start=1):
+                row = run_case(engine, answerer, case, judge)
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                rows.append(row)
+                if progress:
+                    progress(name, done, len(cases))
+            run = summarize_rows(rows)
+            run["wall_s"] = round(time.perf_counter() - run_started, 2)
+            summary["runs"][name] = run
+            all_rows.extend(rows)
+    summary["wall_s"] = round(time.perf_counter() - started, 2)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    if write_report:
+        from evals.report import write_report as _write
+
+        _write(out_dir, summary, all_rows)
+    return summary
+
+
+def load_results(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """summary.json and results.jsonl of a result folder."""
+    summary = json.loads((folder / "summary.json").read_text())
+    results = folder / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
+    return summary, rows
