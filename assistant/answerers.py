@@ -133,4 +133,4 @@ def _repeats(a: str, b: str, similarity: float) -> bool:
     words_a, words_b = content_words(a), content_words(b)
     jaccard = len(words_a & words_b) / max(1, len(words_a | words_b))
     shared_numbers = numbers(a) and numbers(a) <= numbers(b)
-    return similarity > 0.7 and (jaccard > 0.5 or bool(shared_numbers))
+    return similarity > 0.6 and (jaccard > 0.4 or bool(shared_numbers))

@@ -118,6 +118,83 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_sources(answer, out=sys.stdout) -> None:
+    if answer.refused:
+        print(f"\n(refused: {answer.refusal_reason})", file=out)
+        if answer.passages:
+            print("Nearest passages:", file=out)
+            for p in answer.passages[:3]:
+                print(f"  - {p.chunk.title} — {p.chunk.source} (similarity {p.relevance:.2f})", file=out)
+        return
+    if answer.dropped:
+        print(f"\n({len(answer.dropped)} unsupported sentence(s) dropped)", file=out)
+    print("\nSources:", file=out)
+    for c in answer.citations:
+        page = f", page {c.chunk.page}" if c.chunk.page else ""
+        print(f"  [{c.n}] {c.chunk.title} — {c.chunk.source}{page}, chars {c.support_start}-{c.support_end}"
+              + (f" <{c.chunk.url}>" if c.chunk.url else ""), file=out)
+        print(f"      \"{' '.join(c.supporting_text.split())}\"", file=out)
+
+
+def _run_question(engine, answerer, question: str, history: list, args: argparse.Namespace):
+    from assistant.answer import Answer
+    from assistant.pipeline import AskOptions, Token
+
+    options = AskOptions(k=args.k, filters=_filters(args))
+    answer = None
+    streamed = False
+    for event in engine.pipeline.stream(answerer, question, history, options):
+        if isinstance(event, Token) and not args.json:
+            if not streamed:
+                print("(draft) ", end="", file=sys.stderr)
+            print(event.text, end="", flush=True, file=sys.stderr)
+            streamed = True
+        elif isinstance(event, Answer):
+            answer = event
+    if streamed:
+        print("\n", file=sys.stderr)
+    return answer
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+
+    engine = Engine(_settings(args))
+    answer = _run_question(engine, engine.answerer(args.answerer), args.question, [], args)
+    if args.json:
+        print(json.dumps(answer.as_dict(), indent=2))
+    else:
+        print(answer.text)
+        _print_sources(answer)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.answer import Turn
+    from assistant.engine import Engine
+
+    engine = Engine(_settings(args))
+    answerer = engine.answerer(args.answerer)
+    history: list[Turn] = []
+    args.json = False
+    print("Chokepoint chat — ask a question; an empty line or Ctrl-D quits.", file=sys.stderr)
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            return 0
+        if not question:
+            return 0
+        try:
+            answer = _run_question(engine, answerer, question, history, args)
+        except ValueError as exc:
+            print(f"chokepoint: {exc}", file=sys.stderr)
+            continue
+        print(answer.text)
+        _print_sources(answer)
+        history += [Turn("user", question), Turn("assistant", answer.text)]
+
+
 def _filters(args: argparse.Namespace):
     from index.filters import Filters
 
@@ -142,6 +219,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index,
     "status": cmd_status,
     "search": cmd_search,
+    "ask": cmd_ask,
+    "chat": cmd_chat,
 }
 
 
@@ -165,6 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=None, help="number of passages")
     p.add_argument("--json", action="store_true")
     _add_filter_args(p)
+
+    for name, help_text in (("ask", "answer a question with cited sources"),
+                            ("chat", "a terminal conversation with follow-ups")):
+        p = sub.add_parser(name, help=help_text)
+        if name == "ask":
+            p.add_argument("question")
+            p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+        p.add_argument("--answerer", choices=["extractive", "llm"], default=None)
+        p.add_argument("-k", type=int, default=None, help="number of passages")
+        _add_filter_args(p)
 
     for extra in _extra_commands:
         extra(sub)

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from assistant.text import distinctive_terms
 from index.chunking import Chunk
 from index.embedding import Embedder
 from index.filters import Filters
-from assistant.text import distinctive_terms
 from index.lexical import LexicalIndex, tokenize
 from index.settings import Settings
 from index.store import ChunkStore

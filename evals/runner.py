@@ -217,9 +217,10 @@ def run_set(engine: Any, cases: Sequence[EvalCase], answerers: Sequence[str], ou
         for name in answerers:
             answerer = engine.answerer(name)
             if warmup and cases:
-                # Load the models (and start an LLM server) outside the timings: one untimed question.
+                # Load the models (and start an LLM server) outside the timings: one untimed question,
+                # the last case's, so that no prompt cache favours the first timed case.
                 with contextlib.suppress(Exception):  # the case itself will report the error
-                    engine.pipeline.ask(answerer, cases[0].question)
+                    engine.pipeline.ask(answerer, cases[-1].question)
             rows = []
             run_started = time.perf_counter()
             for done, case in enumerate(cases, start=1):
