@@ -18,7 +18,7 @@ from assistant.followup import contextual_query, is_elliptical, rewrite_prompt
 from assistant.prompts import SYSTEM_PROMPT, select_passages, user_prompt
 from assistant.retrieval import Passage
 from assistant.text import Span, content_words, numbers
-from assistant.verification import Verifier
+from assistant.verification import Verifier, is_gap_statement
 
 
 class Answerer(Protocol):
@@ -38,10 +38,12 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, verifier: Verifier, max_sentences: int = 3, floor: float = 0.45) -> None:
+    def __init__(self, verifier: Verifier, max_sentences: int = 3, floor: float = 0.45,
+                 gap_margin: float = 0.12) -> None:
         self.verifier = verifier
         self.max_sentences = max_sentences
         self.floor = floor
+        self.gap_margin = gap_margin
 
     def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
         return contextual_query(question, history)
@@ -56,7 +58,7 @@ class ExtractiveAnswerer:
         rows: list[np.ndarray] = []
         for n, view in enumerate(self.verifier.views(passages), start=1):
             for span, vector in zip(view.spans, view.vectors, strict=True):
-                if len(span.text) >= 25:
+                if _answer_candidate(span.text):
                     candidates.append((n, span))
                     rows.append(vector)
         if not candidates:
@@ -71,10 +73,21 @@ class ExtractiveAnswerer:
             words = content_words(span.text)
             focus_overlap = len(focus & words) / len(focus) if focus else 0.0
             scores[i] = similarity[i] + 0.35 * focus_overlap - 0.01 * (n - 1)
+        order = np.argsort(-scores)
+        gaps = np.array([is_gap_statement(span.text) for _, span in candidates])
+        best_gap = scores[gaps].max(initial=-np.inf)
+        best_fact = scores[~gaps].max(initial=-np.inf)
+        if best_gap >= self.floor and best_gap >= best_fact + self.gap_margin:
+            # The clearly best match says the sources are silent on the point: pass that on, not weaker
+            # neighbours. (A gap statement only a little ahead is often a caveat beside the real answer.)
+            top = int(np.flatnonzero(gaps & (scores == best_gap))[0])
+            return [(candidates[top][1], candidates[top][0])]
         chosen: list[int] = []
-        for i in np.argsort(-scores):
+        for i in order:
             if scores[i] < self.floor or len(chosen) >= self.max_sentences:
                 break
+            if is_gap_statement(candidates[i][1].text):
+                continue
             if any(_repeats(candidates[i][1].text, candidates[j][1].text, float(vectors[i] @ vectors[j]))
                    for j in chosen):
                 continue
@@ -111,6 +124,19 @@ class LLMAnswerer:
             text = piece.content if isinstance(piece.content, str) else ""
             if text:
                 yield text
+
+
+_ABOUT_THE_NOTE = re.compile(r"\bthis (note|overview|glossary)\b", re.I)
+
+
+def _answer_candidate(text: str) -> bool:
+    """Whether a passage sentence can stand in an answer: not a scrap, a table row or a remark on the note itself."""
+    text = clean_sentence(text)
+    return (
+        len(text) >= 25
+        and not text.startswith("|")
+        and not _ABOUT_THE_NOTE.search(text)
+    )
 
 
 def strip_markup(text: str) -> str:

@@ -18,16 +18,25 @@ _CONNECTIVE = re.compile(
     re.I,
 )
 _PRONOUN = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|the same)\b", re.I)
+# "six years earlier", "the following year", "by then": a time that only the conversation can anchor.
+_RELATIVE_TIME = re.compile(
+    r"\b(\w+ (years?|decades?) (earlier|later|before|after|on)|(previous|following|next|prior) (year|decade)"
+    r"|at (that|the) time|by then|since then|back then)\b",
+    re.I,
+)
+# The lexical tokenizer keeps question words (they help BM25 little but harm nothing); here they are noise.
+_QUESTION_WORDS = {"how", "what", "who", "whom", "when", "where", "which", "why", "did", "does", "do", "is",
+                   "was", "were", "are", "much", "many", "it", "there"}
 
 
 def is_elliptical(question: str) -> bool:
     """True when a question leans on what came before (a connective, a pronoun, or very few words)."""
     words = content_words(question)
-    if _CONNECTIVE.search(question):
+    if _CONNECTIVE.search(question) or _RELATIVE_TIME.search(question):
         return True
     if len(words) <= 2:
         return True
-    return bool(_PRONOUN.search(question)) and len(words) <= 5
+    return bool(_PRONOUN.search(question)) and len(words - _QUESTION_WORDS) <= 5
 
 
 def last_full_question(history: Sequence[Turn]) -> str:

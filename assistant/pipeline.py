@@ -110,10 +110,12 @@ class AnswerPipeline:
         timings = Timings(retrieval_s=retrieval_s, generation_s=generation_s, first_token_s=first_token,
                           verification_s=verification_s, total_s=time.perf_counter() - started)
         if not any(s.status != "unsupported" for s in verified.sentences):
-            reason = (
-                "The answerer found no answer in the passages." if verified.refusal_only or not verified.dropped
-                else f"All {len(verified.dropped)} sentences of the draft lacked support in the passages."
-            )
+            if verified.refusals:
+                reason = f"The passages say what they leave out: \u201c{verified.refusals[0]}\u201d"
+            elif verified.refusal_only or not verified.dropped:
+                reason = "The answerer found no answer in the passages."
+            else:
+                reason = f"All {len(verified.dropped)} sentences of the draft lacked support in the passages."
             yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True, refusal_reason=reason,
                          dropped=tuple(verified.dropped), draft=draft, timings=timings)
             return

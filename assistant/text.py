@@ -8,7 +8,11 @@ from dataclasses import dataclass
 
 from index.lexical import tokenize
 
-_SENTENCE = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[A-Z0-9*])|\n\s*\n|\n(?=\s*[-*•] |\s*\d+\. )")
+# A sentence keeps its closing quotes and any citation markers after its full stop ("... 2020. [3]").
+_SENTENCE = re.compile(
+    r"(?<=[.!?])(?P<keep>[\"'”’)\]]*(?:[ \t]*\[\d+(?:\s*[,;]\s*\d+)*\])*)\s+(?!\[\d)(?=[\"'“‘(\[A-Z0-9*])"
+    r"|\n\s*\n|\n(?=\s*[-*•] |\s*\d+\. )"
+)
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 # Numbers that add nothing to check: list ordinals and the like are filtered by length below.
@@ -27,7 +31,12 @@ def sentences(text: str) -> Iterator[Span]:
     """Sentence spans of ``text`` (stripped, offsets into ``text``); Markdown headings are skipped."""
     position = 0
     for match in [*_SENTENCE.finditer(text), None]:
-        end = match.start() if match else len(text)
+        if match is None:
+            end = len(text)
+        elif match.group("keep") is not None:
+            end = match.end("keep")
+        else:
+            end = match.start()
         start = position
         while start < end and text[start].isspace():
             start += 1

@@ -31,9 +31,27 @@ _REFUSAL = re.compile(
 )
 
 
+# Notes say where their sources fall silent ("the article did not name the fund"); such a sentence
+# answers nothing, and a model that writes one is declining to answer.
+_GAP = re.compile(
+    r"\b(do(es)?|did)\s+not\s+(say|give|name|list|state|specify|quantify|describe|document|define|explain"
+    r"|record|report|break down|assess|address|cover|mention|include|provide|detail|disclose|identify"
+    r"|reconstruct|put a figure)\b"
+    r"|\b(give|gives|gave|add|adds|added|provide|provides|offer|offers)\s+no\b"
+    r"|\b(is|was|are|were)\s+not\s+(named|identified|disclosed)\b"
+    r"|\bno (information|figures?|details?) (on|about|for)\b",
+    re.I,
+)
+
+
 def is_refusal_sentence(text: str) -> bool:
     """"The passages do not cover ..." and its variants."""
     return bool(_REFUSAL.search(text))
+
+
+def is_gap_statement(text: str) -> bool:
+    """A sentence saying what the sources leave out ("the report did not say how much ...")."""
+    return bool(_GAP.search(text)) or is_refusal_sentence(text)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class Verified:
     citations: list[Citation]
     text: str
     refusal_only: bool
+    refusals: tuple[str, ...] = ()
+    """The draft's sentences that declined to answer, as written."""
 
 
 class PassageView:
@@ -136,17 +156,17 @@ class Verifier:
     def verify(self, draft: str, passages: list[Passage], *, unsupported: str = "drop") -> Verified:
         """Verify a draft whose [n] markers number ``passages`` from 1."""
         claims: list[tuple[str, tuple[int, ...]]] = []
-        refusals = 0
+        refusals: list[str] = []
         for span in sentences(draft):
             text, cited = citation_markers(span.text)
             if not text or not re.search(r"[A-Za-z]{3}", text):
                 continue
-            if is_refusal_sentence(text):
-                refusals += 1
+            if is_gap_statement(text):
+                refusals.append(text)
                 continue
             claims.append((text, cited))
         if not claims:
-            return Verified([], [], [], "", refusal_only=refusals > 0)
+            return Verified([], [], [], "", refusal_only=bool(refusals), refusals=tuple(refusals))
 
         views = self.views(passages)
         claim_vectors = self.vectors.encode([text for text, _ in claims])
@@ -181,7 +201,7 @@ class Verifier:
             chunk = passages[index].chunk
             span = spans[index]
             citations.append(Citation(n, passages[index], chunk.start + span.start, chunk.start + span.end))
-        return Verified(kept, dropped, citations, render(kept), refusal_only=False)
+        return Verified(kept, dropped, citations, render(kept), refusal_only=False, refusals=tuple(refusals))
 
 
 def render(sentences_: list[AnswerSentence]) -> str:

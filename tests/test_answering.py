@@ -164,3 +164,34 @@ def test_answer_json_shape(default_corpus_index):
 def test_chunk_embedding_text_has_context():
     chunk = Chunk("id", "a.md", 0, "Body.", 0, 5, "Title", "Heading")
     assert chunk.embedding_text == "Title > Heading\nBody."
+
+
+def test_a_marker_after_the_full_stop_stays_with_its_sentence():
+    from assistant.text import sentences
+
+    draft = "China met 15.9% of demand in 2020. [1]\nSASAC approved the merger in 2021. [2][3]\nA last claim. [4]"
+    assert [s.text for s in sentences(draft)] == [
+        "China met 15.9% of demand in 2020. [1]", "SASAC approved the merger in 2021. [2][3]", "A last claim. [4]",
+    ]
+
+
+def test_extractive_citations_stay_on_the_sentence_they_were_taken_from(default_corpus_index):
+    _, engine = default_corpus_index
+    question = "What share of China's chip demand did domestic output meet in 2020?"
+    answer = engine.pipeline.ask(engine.extractive, question)
+    assert not answer.refused
+    assert all(s.status == "supported" for s in answer.sentences), [(s.text, s.status) for s in answer.sentences]
+
+
+def test_relative_time_follow_ups_are_elliptical():
+    assert is_elliptical("How did that compare with six years earlier?")
+    assert is_elliptical("What was the figure a year later?")
+    assert not is_elliptical("How much did the state fund raise in its second phase compared with the first?")
+
+
+def test_a_note_saying_its_sources_are_silent_makes_a_refusal(default_corpus_index):
+    _, engine = default_corpus_index
+    question = "What is the name of the TSMC veteran hired alongside Yukio Sakamoto?"
+    answer = engine.pipeline.ask(engine.extractive, question)
+    assert answer.refused and "leave out" in (answer.refusal_reason or ""), answer.text
+    assert any("not named" in " ".join(p.chunk.text.split()) for p in answer.passages)
