@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from assistant.answer import Answer, Timings, Turn
-from assistant.answerers import Answerer, LLMAnswerer, strip_markup
+from assistant.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer, strip_markup
 from assistant.prompts import REFUSAL_TEXT
 from assistant.retrieval import Passage, Retriever
 from assistant.text import years
@@ -110,7 +110,7 @@ class AnswerPipeline:
         timings = Timings(retrieval_s=retrieval_s, generation_s=generation_s, first_token_s=first_token,
                           verification_s=verification_s, total_s=time.perf_counter() - started)
         if not any(s.status != "unsupported" for s in verified.sentences):
-            if verified.refusals:
+            if verified.refusals and isinstance(answerer, ExtractiveAnswerer):
                 reason = f"The passages say what they leave out: \u201c{verified.refusals[0]}\u201d"
             elif verified.refusal_only or not verified.dropped:
                 reason = "The answerer found no answer in the passages."
