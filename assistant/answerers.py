@@ -140,8 +140,9 @@ def _answer_candidate(text: str) -> bool:
 
 
 def strip_markup(text: str) -> str:
-    """Drop HTML tags a model may emit; answers are plain text with [n] markers."""
-    return re.sub(r"<[^>\n]{1,200}>", "", text)
+    """Drop HTML tags a model may emit, and the loops small models fall into ("X, X, X, X")."""
+    text = re.sub(r"<[^>\n]{1,200}>", "", text)
+    return re.sub(r"\b(\w[^,.;\n]{2,80}?)(?:\s*,\s*\1\b)+", r"\1", text)
 
 
 def clean_sentence(text: str) -> str:

@@ -195,3 +195,12 @@ def test_a_note_saying_its_sources_are_silent_makes_a_refusal(default_corpus_ind
     answer = engine.pipeline.ask(engine.extractive, question)
     assert answer.refused and "leave out" in (answer.refusal_reason or ""), answer.text
     assert any("not named" in " ".join(p.chunk.text.split()) for p in answer.passages)
+
+
+def test_model_loops_and_markup_are_cleaned_from_a_draft():
+    from assistant.answerers import strip_markup
+
+    assert strip_markup("OLED vacuum evaporators, OLED vacuum evaporators, OLED vacuum evaporators [1]") == (
+        "OLED vacuum evaporators [1]"
+    )
+    assert strip_markup("<b>Kazakhstan, Uzbekistan</b> and Tajikistan") == "Kazakhstan, Uzbekistan and Tajikistan"
