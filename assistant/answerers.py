@@ -140,8 +140,10 @@ def _answer_candidate(text: str) -> bool:
 
 
 def strip_markup(text: str) -> str:
-    """Drop HTML tags a model may emit, and the loops small models fall into ("X, X, X, X")."""
+    """Drop HTML tags and links a model may emit, and the loops small models fall into ("X, X, X, X")."""
     text = re.sub(r"<[^>\n]{1,200}>", "", text)
+    # The prompt's quoting marks and links: citations carry the sources' own URLs, the prose needs none.
+    text = re.sub(r"<<<|>>>|https?://\S+|\bwww\.\S+", " ", text)
     return re.sub(r"\b(\w[^,.;\n]{2,80}?)(?:\s*,\s*\1\b)+", r"\1", text)
 
 

@@ -49,6 +49,21 @@ def is_refusal_sentence(text: str) -> bool:
     return bool(_REFUSAL.search(text))
 
 
+# What a planted passage tells a model to do. A draft that repeats it is quoting an attack, not answering,
+# even though the passage "supports" the words.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|rules?|prompts?|guidelines)\b"
+    r"|\b(reveal|print|show|repeat)\b.{0,30}\b(system prompt|your (rules|instructions|prompt))\b"
+    r"|\b(reply|respond|answer|output)\s+only\s+with\b|\bsystem prompt\b|\byou must now\b",
+    re.I,
+)
+
+
+def is_instruction(text: str) -> bool:
+    """A sentence that reads as an instruction to the assistant (prompt injection quoted back)."""
+    return bool(_INSTRUCTION.search(text))
+
+
 def is_gap_statement(text: str) -> bool:
     """A sentence saying what the sources leave out ("the report did not say how much ...")."""
     return bool(_GAP.search(text)) or is_refusal_sentence(text)
@@ -157,23 +172,28 @@ class Verifier:
         """Verify a draft whose [n] markers number ``passages`` from 1."""
         claims: list[tuple[str, tuple[int, ...]]] = []
         refusals: list[str] = []
+        injected: list[AnswerSentence] = []
         for span in sentences(draft):
             text, cited = citation_markers(span.text)
             if not text or not re.search(r"[A-Za-z]{3}", text):
+                continue
+            if is_instruction(text):
+                injected.append(AnswerSentence(text, (), 0.0, "unsupported", cited))
                 continue
             if is_gap_statement(text):
                 refusals.append(text)
                 continue
             claims.append((text, cited))
         if not claims:
-            return Verified([], [], [], "", refusal_only=bool(refusals), refusals=tuple(refusals))
+            return Verified([], injected, [], "", refusal_only=bool(refusals) and not injected,
+                            refusals=tuple(refusals))
 
         views = self.views(passages)
         claim_vectors = self.vectors.encode([text for text, _ in claims])
         numbering: dict[int, int] = {}  # passage index -> final citation number
         spans: dict[int, Span] = {}
         kept: list[AnswerSentence] = []
-        dropped: list[AnswerSentence] = []
+        dropped: list[AnswerSentence] = list(injected)
         for (text, cited), vector in zip(claims, claim_vectors, strict=True):
             scores = [self.support(text, vector, view, i) for i, view in enumerate(views)]
             valid_cited = [c - 1 for c in cited if 1 <= c <= len(views) and scores[c - 1].score >= self.threshold]
