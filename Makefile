@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: app test install index lint bench eval clean
+.PHONY: app test install index lint bench bench-full eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,16 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Quick versions (about 10 minutes on an idle 2-core machine; the 1k corpus is cached under
+# .chokepoint/bench after the first run). bench-full adds the 10k and 100k corpora: the first
+# build of those embeds for a long time (see BENCHMARKS.md), later runs only measure.
 bench: install
-	$(BIN)/python benchmarks/bench_indexing.py
+	$(BIN)/python benchmarks/bench_indexing.py --copies 2
+	$(BIN)/python benchmarks/bench_query.py --sizes 1000
+
+bench-full: install
+	$(BIN)/python benchmarks/bench_indexing.py --copies 3
+	$(BIN)/python benchmarks/bench_query.py --sizes 1000,10000,100000
 
 eval: install
 	$(BIN)/chokepoint eval --set evals/sets/default.jsonl --out evals/out/latest

@@ -1,0 +1,336 @@
+"""Query benchmark: latency of query embedding + retrieval at growing corpus sizes.
+
+    python benchmarks/bench_query.py [--sizes 1000,10000] [--short-from 100000] [--queries 100]
+
+For each size a corpus of generated, varied text on the project's subject (``benchmarks/corpus.py``)
+is built once and cached under ``<data dir>/bench/<size>``; reruns only measure. Sizes below
+``--short-from`` go through the real ``Indexer`` (markdown files, 150-token chunks). Sizes at or
+above it are written through the real store and BM25 APIs directly, as chunks of one to three
+sentences: embedding 100k chunks of 150 tokens with this model takes hours on two cores. All
+vectors are the real model's.
+
+Measured per size, over ``--queries`` varied questions, as p50/p95 in ms:
+- query embedding alone;
+- ``Retriever.retrieve`` in hybrid, dense-only and BM25-only mode (each includes the embedding);
+- brute-force numpy cosine over the same vectors (a matrix product and a top-k), the floor that a
+  vector index must beat; given with the embedding added, to compare with the retrievers;
+- the extractive answer through the whole pipeline (answered questions only).
+Then, in a fresh process, the peak RSS of an engine holding the largest corpus and answering.
+A PNG plot of latency against corpus size is written to ``benchmarks/query_latency.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import corpus  # noqa: E402
+
+SEED = 7
+QUERY_SEED = 11
+_BUILT = "built.json"
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def bench_settings(folder: Path) -> Any:
+    from index.settings import Settings
+
+    return Settings(data_dir=folder / "data", sources_dir=folder / "sources")
+
+
+def build_with_indexer(folder: Path, size: int, embedder: Any) -> dict[str, Any]:
+    """Write generated markdown files until they chunk into ``size`` chunks, then run the Indexer."""
+    from index.chunking import chunk_document
+    from index.indexer import Indexer, chunker_config
+    from index.loaders import load
+
+    settings = bench_settings(folder)
+    config = chunker_config(settings)
+    settings.sources_dir.mkdir(parents=True, exist_ok=True)
+    chunks = 0
+    for doc in corpus.documents(SEED + size):
+        if chunks >= size:
+            break
+        path = settings.sources_dir / doc.name
+        path.write_text(doc.markdown())
+        chunks += len(chunk_document(load(path), config))
+    started = time.perf_counter()
+    report = Indexer(settings, embedder).run()
+    seconds = time.perf_counter() - started
+    assert report.ok, report.failed
+    return {"kind": "indexer, 150-token chunks", "files": len(report.added) + report.unchanged,
+            "chunks": report.chunks_total, "build_s": round(seconds, 1),
+            "chunks_per_s": round(report.chunks_written / seconds, 1) if report.chunks_written else None}
+
+
+def short_chunks(size: int) -> list[Any]:
+    """``size`` chunks of one to three generated sentences, ten to a source, with full metadata."""
+    from index.chunking import Chunk, chunk_id
+
+    rng = random.Random(SEED + size)
+    docs = corpus.documents(SEED + size)
+    chunks: list[Chunk] = []
+    while len(chunks) < size:
+        doc = next(docs)
+        source = f"short/{doc.name}"
+        heading = rng.choice(corpus.HEADINGS)
+        for ordinal in range(min(10, size - len(chunks))):
+            text = corpus.paragraph(rng, rng.randint(1, 3))
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            chunks.append(Chunk(
+                id=chunk_id(source, ordinal, digest), source=source, ordinal=ordinal, text=text, start=0,
+                end=len(text), title=doc.title, heading=heading, publisher=doc.publisher, date=doc.date,
+                topics=doc.topics, content_hash=digest,
+            ))
+    return chunks
+
+
+def build_direct(folder: Path, size: int, embedder: Any, batch: int = 2000) -> dict[str, Any]:
+    """Short chunks embedded by the real model into the real store and BM25 index.
+
+    Written batch by batch in a fixed order, so an interrupted build resumes where the store's
+    count stops instead of embedding everything again.
+    """
+    from index.indexer import index_identity
+    from index.lexical import LexicalIndex, lexical_row
+    from index.store import ChunkStore, make_client
+
+    settings = bench_settings(folder)
+    store = ChunkStore(make_client(settings), settings.collection, index_identity(settings, embedder), embedder)
+    chunks = short_chunks(size)
+    done = store.count()
+    started = time.perf_counter()
+    for start in range(done - done % batch, size, batch):
+        part = chunks[start:start + batch]
+        store.upsert(part, embedder.encode([c.embedding_text for c in part]))
+        print(f"  {start + len(part)}/{size} chunks embedded, load {load_average()}", flush=True)
+    embed_s = time.perf_counter() - started
+    LexicalIndex.build((lexical_row(c) for c in chunks), 1).save(settings.lexical_dir)
+    store.publish_generation(1)
+    seconds = time.perf_counter() - started
+    written = size - (done - done % batch)
+    return {"kind": "store + BM25 APIs, 1-3 sentence chunks", "chunks": store.count(),
+            "build_s": round(seconds, 1), "chunks_per_s": round(written / embed_s, 1) if written else None,
+            "resumed_from": done or None}
+
+
+def ensure_corpus(size: int, short_from: int, embedder: Any) -> Path:
+    """The cached corpus folder for ``size``, built now if it is missing or incomplete."""
+    from index.settings import Settings
+
+    folder = Settings().data_dir.resolve() / "bench" / str(size)
+    marker = folder / _BUILT
+    if marker.exists():
+        return folder
+    print(f"building the {size}-chunk corpus under {folder} (load {load_average()})", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    info = build_direct(folder, size, embedder) if size >= short_from else build_with_indexer(folder, size, embedder)
+    info["load_average"] = load_average()
+    marker.write_text(json.dumps(info, indent=2))
+    print(json.dumps(info), flush=True)
+    return folder
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 and p95 in ms."""
+    ms = sorted(s * 1000 for s in samples)
+    if not ms:
+        return {"p50": float("nan"), "p95": float("nan")}
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return {"p50": round(statistics.median(ms), 2), "p95": round(p95, 2)}
+
+
+def all_vectors(store: Any, page: int = 5000) -> np.ndarray:
+    """Every vector in the store as one float32 matrix (what a brute-force search scans)."""
+    rows = []
+    offset = 0
+    while True:
+        found = store.collection.get(include=["embeddings"], limit=page, offset=offset)
+        if len(found["ids"]) == 0:
+            break
+        rows.append(np.asarray(found["embeddings"], dtype=np.float32))
+        offset += len(found["ids"])
+    return np.vstack(rows)
+
+
+def measure(folder: Path, embedder: Any, questions: list[str], answers: int) -> dict[str, Any]:
+    """Latency distributions for one corpus."""
+    from assistant.engine import Engine
+    from assistant.retrieval import Retriever
+
+    settings = bench_settings(folder)
+    engine = Engine(settings, embedder)
+    modes = {"hybrid": engine.retriever,
+             "dense": Retriever(settings, engine.store, embedder, mode="dense"),
+             "bm25": Retriever(settings, engine.store, embedder, mode="lexical")}
+    for retriever in modes.values():  # first query loads BM25 and Chroma's HNSW index
+        retriever.retrieve(questions[0])
+    matrix = all_vectors(engine.store)
+    k = settings.top_k
+
+    times: dict[str, list[float]] = {name: [] for name in ("embed", *modes, "brute_force", "brute_force_search")}
+    for question in questions:
+        started = time.perf_counter()
+        vector = embedder.encode([question])[0]
+        embedded = time.perf_counter()
+        scores = matrix @ vector
+        top = np.argpartition(-scores, k - 1)[:k]
+        top[np.argsort(-scores[top])]
+        searched = time.perf_counter()
+        times["embed"].append(embedded - started)
+        times["brute_force"].append(searched - started)
+        times["brute_force_search"].append(searched - embedded)
+        for name, retriever in modes.items():
+            started = time.perf_counter()
+            retriever.retrieve(question)
+            times[name].append(time.perf_counter() - started)
+
+    answer_times: list[float] = []
+    refused = 0
+    extractive = engine.answerer("extractive")
+    for question in questions[:answers]:
+        started = time.perf_counter()
+        answer = engine.pipeline.ask(extractive, question)
+        if answer.refused:
+            refused += 1
+        else:
+            answer_times.append(time.perf_counter() - started)
+    built = json.loads((folder / _BUILT).read_text())
+    return {
+        "chunks": int(matrix.shape[0]), "corpus": built, "queries": len(questions),
+        "load_average": load_average(),
+        **{name: percentiles(samples) for name, samples in times.items()},
+        "extractive_answer": {**percentiles(answer_times), "answered": len(answer_times), "refused": refused},
+    }
+
+
+def peak_memory(folder: Path, questions: int) -> dict[str, Any]:
+    """Run an engine over ``folder`` in a fresh process and read its peak RSS (VmHWM)."""
+    command = [sys.executable, __file__, "--memory-of", str(folder), "--queries", str(questions)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ.copy())
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def memory_child(folder: Path, count: int) -> None:
+    """In the child: load the engine, answer ``count`` questions, print peak and current RSS."""
+    from assistant.engine import Engine
+
+    engine = Engine(bench_settings(folder))
+    extractive = engine.answerer("extractive")
+    for question in corpus.queries(QUERY_SEED, count):
+        engine.pipeline.ask(extractive, question)
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    mib = {key: round(int(status[key].split()[0]) / 1024, 1) for key in ("VmHWM", "VmRSS")}
+    print(json.dumps({"chunks": engine.store.count(), "peak_rss_mib": mib["VmHWM"], "rss_mib": mib["VmRSS"],
+                      "questions": count}))
+
+
+def plot(results: list[dict[str, Any]], path: Path, threads: int | str = "default") -> None:
+    """Latency against corpus size: p50 solid, p95 dashed, both axes logarithmic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["chunks"] for r in results]
+    figure, axes = plt.subplots(figsize=(9, 4.8))
+    labels = {"hybrid": "hybrid (Retriever.retrieve)", "dense": "dense only (Chroma HNSW)", "bm25": "BM25 only",
+              "brute_force": "brute-force numpy cosine", "embed": "query embedding alone",
+              "brute_force_search": "brute-force search alone (no embedding)"}
+    for name, label in labels.items():
+        line, = axes.plot(sizes, [r[name]["p50"] for r in results], marker="o", label=f"{label}, p50")
+        axes.plot(sizes, [r[name]["p95"] for r in results], marker=".", linestyle="--", color=line.get_color(),
+                  alpha=0.6)
+    axes.axhline(50, color="grey", linestyle=":", linewidth=1, label="target p50 at 100k (50 ms)")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("chunks in the index")
+    axes.set_ylabel("ms per query (solid p50, dashed p95)")
+    loads = ", ".join(r["load_average"].split()[0] for r in results)
+    axes.set_title(f"Query latency, all-MiniLM-L6-v2, {os.cpu_count()} CPU cores, torch threads: {threads}\n"
+                   f"(machine shared; 1-min load average per size: {loads})", fontsize=9)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000", help="comma-separated chunk counts, e.g. 1000,10000,100000")
+    parser.add_argument("--short-from", type=int, default=100_000,
+                        help="sizes at or above this are built from short chunks through the store APIs")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--answers", type=int, default=50, help="questions answered extractively per size")
+    parser.add_argument("--build-only", action="store_true", help="build and cache the corpora, measure nothing")
+    parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "query_latency.png")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default, one per core)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from benchmarks/out/query.json")
+    parser.add_argument("--memory-of", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plot_only:
+        saved = json.loads((ROOT / "benchmarks" / "out" / "query.json").read_text())
+        plot(saved["results"], args.plot, saved.get("threads", "default"))
+        return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.memory_of:
+        memory_child(args.memory_of, args.queries)
+        return
+
+    from index.embedding import Embedder
+    from index.settings import Settings
+
+    embedder = Embedder(batch_size=Settings().embedding_batch_size)
+    embedder.encode(["warm up"])
+    sizes = [int(s) for s in args.sizes.split(",")]
+    folders = [ensure_corpus(size, args.short_from, embedder) for size in sizes]
+    if args.build_only:
+        return
+    questions = corpus.queries(QUERY_SEED, args.queries)
+    results = []
+    for size, folder in zip(sizes, folders, strict=True):
+        result = measure(folder, embedder, questions, args.answers)
+        print(json.dumps({"size": size, **result}), flush=True)
+        results.append(result)
+    figures = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "threads": args.threads or "default",
+        "results": results,
+        "peak_memory": {**peak_memory(folders[-1], 20), "load_average": load_average()},
+    }
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "query.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures["peak_memory"]))
+    if len(results) > 1:
+        plot(results, args.plot, figures["threads"])
+        print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
