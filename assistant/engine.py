@@ -6,6 +6,7 @@ per command) and shared by every question. The LLM is started only when first as
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,13 @@ class Engine:
         return report
 
     def status(self) -> IndexStatus:
-        return index_status(self.settings, self.store)
+        status = index_status(self.settings, self.store)
+        if self.settings.chroma_url:
+            # Another instance may have indexed the shared server, so this data dir's manifest
+            # does not know every source; the BM25 index follows the server's chunks.
+            lexical = self.retriever.lexical()
+            status = dataclasses.replace(status, sources=len(lexical.sources()) if lexical else 0)
+        return status
 
 
 def chat_model(settings: Settings) -> Any:

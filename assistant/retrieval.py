@@ -1,11 +1,15 @@
 """Hybrid retrieval: dense (Chroma) and BM25 over the same chunks, fused by reciprocal rank.
 
 The BM25 index is built at indexing time; the retriever loads it once and reloads it only
-when the indexer has saved a newer generation. Filters run inside both searches.
+when the index generation changes. The store publishes the generation of its chunks; when
+another app instance reindexed the shared Chroma server, this instance's BM25 index is behind,
+and it is rebuilt from the server's chunks. Filters run inside both searches.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +24,8 @@ from index.filters import Filters
 from index.lexical import LexicalIndex, tokenize
 from index.settings import Settings
 from index.store import ChunkStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class Retriever:
         self.mode = mode
         self._lexical: LexicalIndex | None = None
         self._lock = threading.Lock()
+        self._published: int | None = None
+        self._checked_at = -float("inf")
         self._reranker: Any = None
         if settings.reranker_model:
             from sentence_transformers import CrossEncoder
@@ -90,15 +98,50 @@ class Retriever:
             self._reranker = CrossEncoder(settings.reranker_model, local_files_only=True)
 
     def lexical(self) -> LexicalIndex | None:
-        """The saved BM25 index, reloaded only when the indexer has written a newer one."""
+        """The BM25 index for the store's current generation.
+
+        Loaded from this data dir when it holds that generation; otherwise (another instance
+        reindexed the shared server, or this data dir never had one) rebuilt from the store's
+        chunks and saved here for the next start.
+        """
         saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
+        wanted = self._wanted_generation(saved)
         current = self._lexical
-        if current is not None and current.generation == saved:
+        if current is not None and current.generation == wanted:
             return current
         with self._lock:
-            if self._lexical is None or self._lexical.generation != saved:
-                self._lexical = LexicalIndex.load(self.settings.lexical_dir)
+            if self._lexical is None or self._lexical.generation != wanted:
+                self._lexical = self._load_or_rebuild(wanted)
             return self._lexical
+
+    def _wanted_generation(self, saved: int | None) -> int:
+        current = self._lexical
+        now = time.monotonic()
+        # Asking the store costs a round trip, so at most every lexical_check_s; but at once when
+        # this data dir's BM25 index moved (this instance's indexer just published a generation).
+        if (current is None or saved != current.generation
+                or now - self._checked_at >= self.settings.lexical_check_s):
+            self._published = self.store.published_generation()
+            self._checked_at = now
+        if self._published is not None:
+            return self._published
+        return saved if saved is not None else 0  # an index from before generations were published
+
+    def _load_or_rebuild(self, generation: int) -> LexicalIndex:
+        root = self.settings.lexical_dir
+        if LexicalIndex.saved_generation(root) == generation:
+            loaded = LexicalIndex.load(root)
+            if loaded is not None and loaded.generation == generation:
+                return loaded
+        started = time.perf_counter()
+        # Labelled with the generation read before the chunks: a run that lands meanwhile
+        # publishes a newer one, and the next check rebuilds again.
+        rebuilt = LexicalIndex.from_chunks(self.store.all_chunks(), generation)
+        log.info("BM25 index rebuilt from the store: %d chunks, generation %d, %.1f s",
+                 len(rebuilt), generation, time.perf_counter() - started)
+        with contextlib.suppress(OSError):  # only a cache: a read-only data dir still answers
+            rebuilt.save(root)
+        return rebuilt
 
     def unknown_terms(self, question: str) -> list[str]:
         """Names and figures in the question that no indexed chunk contains ("SMIC", "7nm").
@@ -148,7 +191,8 @@ class Retriever:
         # BM25 index was saved simply drops out.
         known.update({chunk.id: chunk for chunk in self.store.get(missing)})
         pool_ids = [i for i in pool_ids if i in known]
-        vectors = self.store.vectors(pool_ids)
+        # A chunk deleted by a concurrent reindex since the searches ran drops out here too.
+        pool_ids, vectors = self.store.vectors(pool_ids)
         relevance = {i: float(vectors[n] @ vector) for n, i in enumerate(pool_ids)}
 
         order = pool_ids

@@ -7,7 +7,8 @@ The steps, in order, for one run:
 3. remove: files that left disk lose their chunks (no stale vectors);
 4. for every file whose content hash changed: load, chunk, embed (batched across files),
    delete old chunks, write new ones, then mark the file done;
-5. rebuild the BM25 index if anything changed.
+5. publish the new index generation in the store's metadata (other app instances sharing a
+   Chroma server poll it), then rebuild the BM25 index if anything changed.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 
 from index.chunking import Chunk, ChunkerConfig, chunk_document
 from index.embedding import Embedder
-from index.lexical import LexicalIndex, chunk_filters, tokenize
+from index.lexical import LexicalIndex, lexical_row
 from index.loaders import SUPPORTED_SUFFIXES, LoadError, is_supported, load
-from index.manifest import FileRecord, LexicalRow, Manifest
+from index.manifest import FileRecord, Manifest
 from index.settings import Settings
-from index.store import ChunkStore, IndexIdentity, date_number, make_client, now_iso
+from index.store import ChunkStore, IndexIdentity, make_client, now_iso
 
 
 def chunker_config(settings: Settings) -> ChunkerConfig:
@@ -187,15 +188,28 @@ class Indexer:
                 else:
                     store = ChunkStore(client, self.settings.collection, self.identity, self.embedder)
                 self._sync(store, manifest, roots, report, progress)
+                generation = manifest.generation()
+                # Published only now that every chunk of the run is stored, so an instance that
+                # sees this generation and rebuilds its BM25 from the store finds them all. A run
+                # killed before this line publishes on the next run.
+                if manifest.get_meta("published_generation") != str(generation):
+                    store.publish_generation(generation)
+                    manifest.set_meta("published_generation", str(generation))
                 saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
-                if report.changed or rebuild or saved != manifest.generation():
-                    LexicalIndex.build(manifest.lexical_rows(), manifest.generation()).save(self.settings.lexical_dir)
+                if report.changed or rebuild or saved != generation:
+                    self._lexical_index(store, manifest, generation).save(self.settings.lexical_dir)
                 manifest.set_meta("last_indexed", now_iso())
                 report.chunks_total = store.count()
             finally:
                 manifest.close()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _lexical_index(self, store: ChunkStore, manifest: Manifest, generation: int) -> LexicalIndex:
+        if self.settings.chroma_url:
+            # A shared server may hold chunks that other data dirs indexed; only it knows them all.
+            return LexicalIndex.from_chunks(store.all_chunks(), generation)
+        return LexicalIndex.build(manifest.lexical_rows(), generation)
 
     def _sync(self, store: ChunkStore, manifest: Manifest, roots: list[Path], report: IndexReport,
               progress: ProgressHook | None) -> None:
@@ -293,14 +307,7 @@ class Indexer:
             FileRecord(c.name, c.size, c.mtime_ns, c.sha256, len(file_chunks), "done", indexed_at)
             for c, file_chunks in batch
         ]
-        lexical = [
-            LexicalRow(
-                chunk.id, chunk.source, tokenize(chunk.embedding_text),
-                chunk_filters(chunk.source, chunk.publisher, chunk.topics, date_number(chunk.date)),
-            )
-            for chunk in chunks
-        ]
-        manifest.commit_files(records, lexical)
+        manifest.commit_files(records, [lexical_row(chunk) for chunk in chunks])
         for name in names:
             (report.updated if name in known else report.added).append(name)
         report.chunks_written += len(chunks)

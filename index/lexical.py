@@ -1,8 +1,10 @@
 """BM25 over the same chunks as the vector store, with ``bm25s``.
 
 Built at indexing time from the tokens the manifest keeps, saved under the data dir and
-loaded once per process; a query never rebuilds it. Each saved index records the manifest
-generation it reflects, so a reader can tell when a newer one exists.
+loaded once per process. Each saved index records the manifest generation it reflects, so a
+reader can tell when a newer one exists. With a shared Chroma server the chunks themselves are
+the source of truth: an instance that finds the server at another generation than its own
+BM25 index rebuilds it from the server's chunks (``LexicalIndex.from_chunks``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import json
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from index.chunking import Chunk
 from index.filters import Filters
 from index.manifest import LexicalRow
 
@@ -56,6 +60,16 @@ def chunk_filters(source: str, publisher: str, topics: Iterable[str], date_num: 
     return {"source": source, "publisher": publisher, "topics": sorted(topics), "date": date_num}
 
 
+def lexical_row(chunk: Chunk) -> LexicalRow:
+    """What BM25 keeps of a chunk: the tokens of what the embedder reads, and the filter fields."""
+    from index.store import date_number
+
+    return LexicalRow(
+        chunk.id, chunk.source, tokenize(chunk.embedding_text),
+        chunk_filters(chunk.source, chunk.publisher, chunk.topics, date_number(chunk.date)),
+    )
+
+
 class LexicalIndex:
     """A BM25 index plus, per row, the chunk id and the fields filters look at."""
 
@@ -81,8 +95,20 @@ class LexicalIndex:
         retriever.index(corpus, show_progress=False)
         return cls(retriever, ids, fields, generation)
 
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[Chunk], generation: int) -> LexicalIndex:
+        """Build from stored chunks, in the same row order as ``build`` from the manifest gets."""
+        # Paging through a collection that another process is writing can return a chunk twice;
+        # a duplicate row would count twice in rank fusion.
+        unique = {chunk.id: chunk for chunk in chunks}
+        return cls.build((lexical_row(unique[i]) for i in sorted(unique)), generation)
+
     def __len__(self) -> int:
         return len(self.ids)
+
+    def sources(self) -> set[str]:
+        """The sources that have chunks in the index."""
+        return {fields["source"] for fields in self._fields}
 
     def knows(self, term: str) -> bool:
         """Whether a (tokenized) term occurs anywhere in the indexed chunks."""
@@ -110,24 +136,31 @@ class LexicalIndex:
         )
 
     # Persistence: each generation in its own folder, CURRENT names the live one. Replacing
-    # CURRENT is atomic, so a reader never sees half an index.
+    # CURRENT is atomic, so a reader never sees half an index. Two writers may save at once
+    # (the indexer, and a query thread that rebuilt from the store): temporary names are unique,
+    # and a generation already saved by the other is kept, since both hold the same chunks.
     def save(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         folder = root / f"g{self.generation}"
-        staging = root / f".g{self.generation}.{os.getpid()}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = root / f".g{self.generation}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         staging.mkdir()
         if self._retriever is not None:
             self._retriever.save(str(staging), show_progress=False)
         (staging / "chunks.json").write_text(json.dumps({"ids": self.ids, "fields": self._fields}))
         shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
-        current = root / "CURRENT.tmp"
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not (folder / "chunks.json").exists():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # the other writer's copy landed in between
+        current = root / f".CURRENT.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         current.write_text(folder.name)
         os.replace(current, root / "CURRENT")
         for old in root.glob("g*"):
             if old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
+        _remove_orphans(root)
 
     @staticmethod
     def saved_generation(root: Path) -> int | None:
@@ -152,3 +185,17 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError):
             return None
         return cls(retriever, data["ids"], data["fields"], generation)
+
+
+def _remove_orphans(root: Path) -> None:
+    """Temporary files and folders left by writers that were killed (their process is gone)."""
+    for path in root.glob(".*.tmp"):  # .{what}.{pid}.{random}.tmp
+        try:
+            os.kill(int(path.name.split(".")[2]), 0)
+        except ProcessLookupError:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        except (ValueError, IndexError, OSError):
+            continue  # not ours, or alive under another user: leave it

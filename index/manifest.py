@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +128,12 @@ class Manifest:
             self._bump_generation()
 
     def generation(self) -> int:
-        """Goes up with every change to the indexed content; the BM25 index records the one it saw."""
+        """Goes up with every change to the indexed content; the BM25 index records the one it saw.
+
+        A clock reading in nanoseconds (or the last value plus one, if larger), not a count: data
+        dirs that index into one Chroma server publish their generations there, and two of them
+        must never publish the same number for different content.
+        """
         row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
 
@@ -139,9 +145,11 @@ class Manifest:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _bump_generation(self) -> None:
+        now = time.time_ns()
         self._db.execute(
-            "INSERT INTO meta VALUES ('generation', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            "INSERT INTO meta VALUES ('generation', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER) + 1, ?)",
+            (now, now),
         )
 
     def _transaction(self) -> _Transaction:

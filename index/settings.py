@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     collection: str = "chokepoint"
     chroma_url: str | None = Field(None, description="Chroma server URL; embedded when unset.")
     chroma_token: SecretStr | None = None
+    lexical_check_s: float = Field(
+        2.0, ge=0, description="How often a query asks the store whether another instance reindexed it."
+    )
 
     # Loading limits
     max_file_mb: float = Field(200.0, description="Files larger than this are reported, not read.")

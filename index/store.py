@@ -2,7 +2,9 @@
 
 The collection's metadata records what built it (embedding model, dimension, chunker
 signature, schema version). Opening it with anything else is refused, so vectors from two
-models are never mixed in one index.
+models are never mixed in one index. It also carries the index generation the last indexing
+run published: app instances sharing one Chroma server compare it with their own BM25 index
+to notice that another instance reindexed.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from langchain_chroma import Chroma
@@ -22,7 +24,9 @@ from index.settings import Settings
 
 SCHEMA_VERSION = "1"
 _META_PREFIX = "chokepoint:"
+_GENERATION_KEY = f"{_META_PREFIX}generation"
 _ADD_BATCH = 1000  # well under Chroma's max batch size
+_T = TypeVar("_T")
 
 
 class IndexMismatchError(RuntimeError):
@@ -153,24 +157,31 @@ class ChunkStore:
         self.client = client
         self.name = name
         self.identity = identity
-        self.langchain = Chroma(
-            client=client,
-            collection_name=name,
-            embedding_function=embeddings,
-            collection_metadata=identity.as_metadata(),
-        )
-        self.collection = self.langchain._collection
-        self._check_identity()
+        self._embeddings = embeddings
+        self._attach()
 
-    def _check_identity(self) -> None:
-        found = IndexIdentity.from_metadata(self.collection.metadata)
+    def _attach(self) -> None:
+        """Open (or create) the collection by name and check what built it."""
+        langchain = Chroma(
+            client=self.client,
+            collection_name=self.name,
+            embedding_function=self._embeddings,
+            collection_metadata=self.identity.as_metadata(),
+        )
+        self._check_identity(langchain._collection)
+        # Swapped in only once checked: threads still querying keep a usable handle meanwhile.
+        self.langchain = langchain
+        self.collection = langchain._collection
+
+    def _check_identity(self, collection: Any) -> None:
+        found = IndexIdentity.from_metadata(collection.metadata)
         if found is None:
-            if self.collection.count() > 0:
+            if collection.count() > 0:
                 raise IndexMismatchError(
                     f"Collection {self.name!r} has chunks but no record of how they were built. "
                     "Run `chokepoint index --rebuild`."
                 )
-            self.collection.modify(metadata={**(self.collection.metadata or {}), **self.identity.as_metadata()})
+            collection.modify(metadata={**(collection.metadata or {}), **self.identity.as_metadata()})
             return
         if found != self.identity:
             differences = [
@@ -191,8 +202,44 @@ class ChunkStore:
             client.delete_collection(name)
         return cls(client, name, identity, embeddings)
 
+    def published_generation(self) -> int | None:
+        """The index generation the last indexing run published, read fresh (one round trip).
+
+        ``None`` for an index built before generations were published, or while another
+        instance is rebuilding the collection. When another instance has rebuilt it, this
+        store switches to the new collection (after the same identity check as at start).
+        """
+        from chromadb.errors import NotFoundError
+
+        try:
+            found = self.client.get_collection(self.name, embedding_function=None)
+        except NotFoundError:
+            return None
+        if found.id != self.collection.id:
+            self._attach()
+        value = (found.metadata or {}).get(_GENERATION_KEY)
+        return int(value) if value is not None else None
+
+    def publish_generation(self, generation: int) -> None:
+        """Record that the chunks now stored are index generation ``generation``."""
+        # Chroma replaces the whole metadata on modify: keep the identity keys.
+        current = self.client.get_collection(self.name, embedding_function=None).metadata or {}
+        self.collection.modify(metadata={**current, _GENERATION_KEY: int(generation)})
+
+    def _read(self, operation: Callable[[Any], _T]) -> _T:
+        """Run a read on the collection; once more on a fresh handle if it was rebuilt under us."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            return operation(self.collection)
+        except NotFoundError:
+            # Another instance ran `index --rebuild` on the shared server: the collection this
+            # handle names is gone and a new one with the same name replaced it.
+            self._attach()
+            return operation(self.collection)
+
     def count(self) -> int:
-        return self.collection.count()
+        return self._read(lambda collection: collection.count())
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         for start in range(0, len(chunks), _ADD_BATCH):
@@ -212,31 +259,38 @@ class ChunkStore:
             self.collection.delete(where=where)
 
     def ids_for_source(self, source: str) -> list[str]:
-        return list(self.collection.get(where={"source": source}, include=[])["ids"])
+        return list(self._read(lambda collection: collection.get(where={"source": source}, include=[]))["ids"])
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         """Chunks by id, in the order asked; ids no longer stored are left out."""
         if not ids:
             return []
-        found = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        found = self._read(lambda collection: collection.get(ids=list(ids), include=["documents", "metadatas"]))
         by_id = {
             i: chunk_from_record(i, d or "", m or {})
             for i, d, m in zip(found["ids"], found["documents"], found["metadatas"], strict=True)
         }
         return [by_id[i] for i in ids if i in by_id]
 
-    def vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """Stored vectors for ``ids``, rows in the order asked (ids must exist)."""
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The ``ids`` still stored, in the order asked, and their vectors (one row each).
+
+        An id found by a search a moment ago may be gone: a reindex deletes a changed file's
+        chunks while queries run.
+        """
         if not ids:
-            return np.zeros((0, self.identity.dimension), dtype=np.float32)
-        found = self.collection.get(ids=list(ids), include=["embeddings"])
+            return [], np.zeros((0, self.identity.dimension), dtype=np.float32)
+        found = self._read(lambda collection: collection.get(ids=list(ids), include=["embeddings"]))
         by_id = dict(zip(found["ids"], found["embeddings"], strict=True))
-        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+        kept = [i for i in ids if i in by_id]
+        rows = np.asarray([by_id[i] for i in kept], dtype=np.float32).reshape(len(kept), self.identity.dimension)
+        return kept, rows
 
     def all_chunks(self, batch: int = 5000) -> Iterable[Chunk]:
         offset = 0
         while True:
-            page = self.collection.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            page = self._read(lambda collection, offset=offset: collection.get(
+                include=["documents", "metadatas"], limit=batch, offset=offset))
             if not page["ids"]:
                 return
             for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
@@ -248,7 +302,8 @@ class ChunkStore:
         counts: dict[str, int] = {}
         offset = 0
         while True:
-            page = self.collection.get(include=["metadatas"], limit=5000, offset=offset)
+            page = self._read(lambda collection, offset=offset: collection.get(
+                include=["metadatas"], limit=5000, offset=offset))
             if not page["ids"]:
                 return counts
             for metadata in page["metadatas"]:
@@ -260,10 +315,10 @@ class ChunkStore:
         """Nearest chunks to a unit query vector, with cosine similarity (vectors are unit length)."""
         if self.count() == 0:
             return []
-        result = self.collection.query(
+        result = self._read(lambda collection: collection.query(
             query_embeddings=[vector], n_results=k, where=where or None,
             include=["documents", "metadatas", "distances"],
-        )
+        ))
         out = []
         for i, d, m, distance in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
                                      result["distances"][0], strict=True):

@@ -68,3 +68,57 @@ def default_corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder):
 def copy_seeds(target: Path) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy(p, target / p.name)) for p in sorted(SEEDS.glob("*.txt"))]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `chroma run` server on a free port with its data in a temp dir; yields its URL.
+
+    Stopped with SIGTERM (as an operator would) in the finalizer, whatever the tests did.
+    """
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    chroma = Path(sys.executable).with_name("chroma")
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = (path / "server.log").open("wb")
+    for _ in range(3):  # the free port may be taken between probing and binding
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen([str(chroma), "run", "--path", str(path / "db"), "--host", "127.0.0.1",
+                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        ready = False
+        while not ready and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
+                    ready = True
+            except OSError:
+                time.sleep(0.1)
+        if ready:
+            break
+        server.kill()
+        server.wait()
+    else:
+        log.close()
+        pytest.fail(f"chroma run did not start: {(path / 'server.log').read_text()[-2000:]}")
+    try:
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -70,3 +72,190 @@ def test_kill_9_then_reindex_equals_clean_build(make_settings, embedder, tmp_pat
     assert report.ok
     assert _ids(settings, embedder) == expected, "after repair the index must equal a clean build"
     assert Indexer(settings, embedder).run().chunks_written == 0
+
+
+class _ForkServer:
+    """Starts ``forkserver.py``; each request forks a real indexing process from it."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("forkserver.py"))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        assert "ready" in json.loads(self.process.stdout.readline())
+
+    def start(self, job: str, settings: dict, out: Path, vectors: Path | None = None, inspect: bool = True) -> int:
+        request = {"job": job, "settings": settings, "out": str(out), "vectors": str(vectors) if vectors else None,
+                   "inspect": inspect}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return int(json.loads(self.process.stdout.readline())["pid"])
+
+    def run(self, job: str, settings: dict, out: Path, vectors: Path | None = None, timeout: float = 300) -> dict:
+        """Start a child and wait for its result."""
+        out.unlink(missing_ok=True)
+        pid = self.start(job, settings, out, vectors)
+        _wait_gone(pid, timeout)
+        result = json.loads(out.read_text())
+        assert "error" not in result, result.get("error")
+        return result
+
+    def close(self) -> None:
+        self.process.stdin.close()  # it exits at the end of its input
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} still running after {timeout} s"
+        time.sleep(0.01)
+
+
+def _pending(manifest: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(manifest, timeout=1)) as db:
+            return db.execute("SELECT count(*) FROM files WHERE state = 'pending'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _mutate(rng, sources: Path, parked: Path, cycle: int) -> list[str]:
+    """Edit a file, and take one away or bring a parked one back; returns the files to index."""
+    present = sorted(p.name for p in sources.glob("*.md"))
+    changed = rng.sample(present, k=1)
+    for name in changed:
+        path = sources / name
+        paragraphs = path.read_text().split("\n\n")
+        at = rng.randrange(2, len(paragraphs) + 1)
+        paragraphs.insert(at, f"Revision {cycle} of this note added this paragraph about chokepoint number {cycle}.")
+        path.write_text("\n\n".join(paragraphs))
+    back = sorted(p.name for p in parked.glob("*.md"))
+    if back and cycle % 2:
+        changed.append(rng.choice(back))
+        (parked / changed[-1]).rename(sources / changed[-1])
+    else:
+        away = rng.choice([n for n in present if n not in changed])
+        (sources / away).rename(parked / away)
+    return changed
+
+
+def _expected_ids(settings, embedder) -> dict[str, list[str]]:
+    """Per source, the chunk ids a clean build of the sources dir gives (chunking only, no embedding)."""
+    from index.chunking import chunk_document
+    from index.indexer import chunker_config
+    from index.loaders import load
+
+    def fits(text: str) -> bool:
+        return embedder.model_token_count(text) <= embedder.max_tokens
+
+    return {
+        path.name: [c.id for c in chunk_document(load(path, display_path=path.name), chunker_config(settings), fits)]
+        for path in sorted(settings.sources_dir.glob("*.md"))
+    }
+
+
+@pytest.mark.slow
+def test_twenty_random_kills_each_repaired_equal_a_clean_build(make_settings, embedder, tmp_path):
+    """kill -9 at 20 seeded random points of indexing runs (the first builds the whole corpus,
+    each later one redoes the files changed since); after each, a normal run must leave what a
+    clean build gives, and at the end the index must equal a real clean build's."""
+    import random
+    import shutil
+
+    import numpy as np
+
+    rng = random.Random(20240611)
+    sources, parked = tmp_path / "sources", tmp_path / "parked"
+    sources.mkdir()
+    parked.mkdir()
+    corpus = [path for path in sorted(SOURCES.glob("*.md")) if path.name != "README.md"]
+    for path in corpus[::3]:  # a third of the notes in small chunks: hundreds of chunks, many batches
+        shutil.copy(path, sources / path.name)
+    small = {"chunk_tokens": 48, "chunk_overlap": 8, "index_batch_chunks": 8}
+    settings = make_settings(data_dir=tmp_path / "killed", sources_dir=sources, **small)
+    config = {"data_dir": str(settings.data_dir), "sources_dir": str(sources), **small}
+    lock = settings.data_dir / "index.lock"
+    by_source = _expected_ids(settings, embedder)
+    server = _ForkServer()
+    kills, misses, repaired = [], 0, 0
+    try:
+        # How long a run takes per chunk on this machine now, from one over two notes in a
+        # scratch data dir; every run below that completes updates it.
+        scratch = tmp_path / "scratch"
+        (scratch / "sources").mkdir(parents=True)
+        for name in sorted(by_source)[:2]:
+            shutil.copy(sources / name, scratch / "sources" / name)
+        report = server.run("index", {**config, "data_dir": str(scratch / "data"),
+                                      "sources_dir": str(scratch / "sources")}, scratch / "result.json")["report"]
+        per_chunk = report["seconds"] / report["chunks_written"]
+        while len(kills) < 20:
+            assert misses <= 10, "too many runs finished before their kill point"
+            work = list(by_source)  # the first run indexes the whole corpus
+            if kills or misses:
+                work = _mutate(rng, sources, parked, len(kills) + misses)
+                by_source = _expected_ids(settings, embedder)
+            expected = sorted(i for ids in by_source.values() for i in ids)
+            to_write = sum(len(by_source[name]) for name in work)
+            # The kill point: a random time in the run (timed from when it takes the lock; the
+            # model is loaded by then); every other time, the first moment after it when a batch
+            # is journaled but not yet committed.
+            delay = rng.uniform(0.0, 0.85 * to_write * per_chunk)
+            mid_write = len(kills) % 2 == 1
+            lock.unlink(missing_ok=True)
+            pid = server.start("index", config, tmp_path / "killed.json", inspect=False)
+            while _alive(pid) and f"pid {pid}" not in (lock.read_text() if lock.exists() else ""):
+                time.sleep(0.005)
+            started = time.monotonic()
+            while _alive(pid) and time.monotonic() < started + delay:
+                time.sleep(0.002)
+            while mid_write and _alive(pid) and not _pending(settings.manifest_path):
+                time.sleep(0.005)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 60)
+            if (tmp_path / "killed.json").exists():  # it finished before the kill point
+                report = json.loads((tmp_path / "killed.json").read_text())["report"]
+                per_chunk = report["seconds"] / max(report["chunks_written"], 1)
+                (tmp_path / "killed.json").unlink()
+                misses += 1
+            else:
+                kills.append((round(delay, 2), mid_write))
+            result = server.run("index", config, tmp_path / "normal.json")
+            report, state = result["report"], result["state"]
+            assert report["ok"], report["failed"]
+            repaired += bool(report["repaired"])
+            if report["chunks_written"] >= to_write // 2:  # enough work to time this machine by
+                per_chunk = report["seconds"] / report["chunks_written"]
+            where = f"after kill {len(kills)} {kills[-1] if kills else ''}"
+            assert state["ids"] == expected, f"{where}: the repaired index differs from a clean build's"
+            assert state["count"] == len(expected) == state["manifest_chunks"], where
+            assert not state["pending"], where
+            assert state["bm25_ids"] == expected, f"{where}: BM25 does not match the store"
+            assert state["bm25_generation"] == state["generation"] == state["published"], where
+
+        final = server.run("inspect", config, tmp_path / "final.json", vectors=tmp_path / "killed.npz")["state"]
+        clean = {**config, "data_dir": str(tmp_path / "clean")}
+        built = server.run("index", clean, tmp_path / "clean.json", vectors=tmp_path / "clean.npz")["state"]
+    finally:
+        server.close()
+    assert final["ids"] == built["ids"] and final["count"] == built["count"]
+    assert final["bm25_ids"] == built["bm25_ids"]
+    mine, theirs = np.load(tmp_path / "killed.npz"), np.load(tmp_path / "clean.npz")
+    assert list(mine["ids"]) == list(theirs["ids"])
+    assert np.allclose(mine["vectors"], theirs["vectors"], atol=1e-4), "a chunk was stored with a wrong vector"
+    print(f"kill points (delay s, mid-write): {kills}; {misses} runs finished first; {repaired} repairs")
+    assert repaired >= 5, "too few kills landed between journaling and commit to test the repair"
