@@ -20,6 +20,7 @@ import streamlit as st
 from assistant.answer import Answer, Turn
 from assistant.answerers import Answerer, LLMAnswerer
 from assistant.engine import Engine, chat_model
+from assistant.faults import describe
 from assistant.pipeline import AskOptions, Token
 from assistant.ui import render
 from assistant.ui.chats import ChatStore
@@ -53,9 +54,14 @@ STAGES = {"scan": "Checking files", "files": "Reading files", "chunks": "Embeddi
 # ---------------------------------------------------------------- shared resources
 
 
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    return Settings()
+
+
 @st.cache_resource(show_spinner="Loading the model and index…")
 def get_engine() -> Engine:
-    return Engine(Settings())
+    return Engine(get_settings())
 
 
 @st.cache_resource(show_spinner=False)
@@ -94,12 +100,11 @@ def store() -> ChatStore:
 def one_line(exc: BaseException) -> str:
     """An exception as one short sentence for the UI (never a traceback; that goes to the server log)."""
     log.warning("%s", type(exc).__name__, exc_info=exc)
-    text = " ".join(str(exc).split())
-    if not text:
-        text = type(exc).__name__
-    elif not isinstance(exc, ValueError | UploadError | OSError):
-        text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= 300 else text[:297] + "..."
+    try:
+        text = describe(exc, get_settings())
+    except Exception:  # the settings themselves are broken: say what the exception says
+        text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 # ---------------------------------------------------------------- session state
@@ -113,7 +118,7 @@ def init_state(settings: Settings) -> None:
         "answerer_kind": settings.answerer,
         "endpoint_url": settings.llm_url or "",
         "endpoint_model": settings.llm_model,
-        "top_k": settings.top_k,
+        "top_k": min(settings.top_k, settings.max_passages),
         "use_mmr": settings.use_mmr,
         "f_publishers": [],
         "f_topics": [],
@@ -595,7 +600,7 @@ def sidebar(engine: Engine, options: dict[str, list]) -> None:
             st.text_input("Endpoint URL (OpenAI-compatible)", key="endpoint_url",
                           placeholder="http://localhost:11434/v1")
             st.text_input("Model name", key="endpoint_model")
-        st.slider("Passages to retrieve", min_value=1, max_value=20, key="top_k")
+        st.slider("Passages to retrieve", min_value=1, max_value=engine.settings.max_passages, key="top_k")
         st.toggle("Diverse passages (MMR)", key="use_mmr")
 
         st.header("Filters")
@@ -650,7 +655,7 @@ def main() -> None:
     try:
         engine = get_engine()
     except Exception as exc:
-        st.error(f"The index could not be opened: {one_line(exc)}")
+        st.error(f"Chokepoint could not start: {one_line(exc)}")
         st.stop()
     init_state(engine.settings)
     try:

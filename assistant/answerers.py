@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -96,6 +97,53 @@ class ExtractiveAnswerer:
         return [(candidates[i][1], candidates[i][0]) for i in chosen]
 
 
+class LLMError(RuntimeError):
+    """The LLM endpoint failed: unreachable, too slow, or not speaking the OpenAI chat API."""
+
+
+_CHECK_ENDPOINT = (
+    "Check that CHOKEPOINT_LLM_URL (or the endpoint URL in the sidebar) is an OpenAI-compatible "
+    "endpoint ending in /v1, or use the extractive answerer."
+)
+
+
+def _endpoint(chat_model: Any) -> str:
+    return str(getattr(chat_model, "openai_api_base", None) or "the configured endpoint")
+
+
+@contextmanager
+def _endpoint_errors(chat_model: Any) -> Iterator[None]:
+    """Re-raise whatever the client raises as an ``LLMError`` that names the endpoint and the fix."""
+    try:
+        yield
+    except LLMError:
+        raise
+    except Exception as exc:
+        raise LLMError(_llm_failure(exc, chat_model)) from exc
+
+
+def _llm_failure(exc: Exception, chat_model: Any) -> str:
+    import openai
+
+    url = _endpoint(chat_model)
+    detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+    if isinstance(exc, openai.APITimeoutError):
+        timeout = getattr(chat_model, "request_timeout", None)
+        within = f" within {timeout:g} s" if isinstance(timeout, int | float) else " in time"
+        return (f"The LLM at {url} did not answer{within} (CHOKEPOINT_LLM_TIMEOUT_S). Check that the server is "
+                "up and not overloaded, raise the timeout, or use the extractive answerer.")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return (f"Cannot reach the LLM at {url} ({type(cause).__name__}: {' '.join(str(cause).split())[:120]}). "
+                f"Start the server, or fix the URL. {_CHECK_ENDPOINT}")
+    if isinstance(exc, openai.APIStatusError):
+        return (f"The LLM at {url} answered with an error (HTTP {exc.status_code}: {detail}). Check the model "
+                "name (CHOKEPOINT_LLM_MODEL) and the API key (CHOKEPOINT_LLM_API_KEY).")
+    # Anything else came from reading the reply: HTML, JSON that is not a chat completion, broken events.
+    return (f"The LLM at {url} sent a reply that is not an OpenAI chat completion "
+            f"({type(exc).__name__}: {detail}). {_CHECK_ENDPOINT}")
+
+
 class LLMAnswerer:
     """Asks an OpenAI-compatible chat model (embedded llama.cpp, Ollama, vLLM, OpenAI ...)."""
 
@@ -108,7 +156,8 @@ class LLMAnswerer:
     def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
         if not history or not is_elliptical(question):
             return question
-        reply = self.chat_model.invoke(rewrite_prompt(question, history), max_tokens=60)
+        with _endpoint_errors(self.chat_model):
+            reply = self.chat_model.invoke(rewrite_prompt(question, history), max_tokens=60)
         rewritten = str(reply.content).strip().splitlines()[0].strip().strip('"') if reply.content else ""
         # A rewrite that lost the question (empty, or a chatty reply) falls back to the plain rule.
         if not rewritten or len(rewritten) > 400:
@@ -120,10 +169,17 @@ class LLMAnswerer:
 
     def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
         messages = [("system", SYSTEM_PROMPT), ("user", user_prompt(query, passages))]
-        for piece in self.chat_model.stream(messages):
-            text = piece.content if isinstance(piece.content, str) else ""
-            if text:
-                yield text
+        wrote = False
+        with _endpoint_errors(self.chat_model):
+            for piece in self.chat_model.stream(messages):
+                text = piece.content if isinstance(piece.content, str) else ""
+                if text:
+                    wrote = True
+                    yield text
+        if not wrote:
+            # An endpoint that streams well-formed events with no text is broken, not refusing:
+            # passing on an empty draft would turn the fault into a silent "not covered".
+            raise LLMError(f"The LLM at {_endpoint(self.chat_model)} sent no text. {_CHECK_ENDPOINT}")
 
 
 _ABOUT_THE_NOTE = re.compile(r"\bthis (note|overview|glossary)\b", re.I)

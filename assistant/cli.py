@@ -98,6 +98,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from assistant.engine import Engine
 
     engine = Engine(_settings(args))
+    if args.k is not None and not 1 <= args.k <= engine.settings.max_passages:
+        raise ValueError(f"-k {args.k}: between 1 and {engine.settings.max_passages} passages are allowed "
+                         "(CHOKEPOINT_MAX_PASSAGES).")
     result = engine.retriever.retrieve(args.query, k=args.k, filters=_filters(args))
     if args.json:
         print(json.dumps({"query": args.query, "seconds": round(result.seconds, 4), "passages": [
@@ -269,6 +272,17 @@ _extra_commands.append(_register_eval)
 COMMANDS["eval"] = _cmd_eval
 
 
+def _explain(exc: Exception, args: argparse.Namespace) -> str:
+    """The fault as one line that names the path or setting and the fix."""
+    from assistant.faults import describe
+
+    try:
+        return describe(exc, _settings(args))
+    except Exception:  # the settings themselves are what failed
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model we use is on disk
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -282,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"chokepoint: error: {message}", file=sys.stderr)
+        print(f"chokepoint: error: {_explain(exc, args)}", file=sys.stderr)
         return EXIT_ERROR
 
 

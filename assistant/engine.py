@@ -16,7 +16,7 @@ from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
 from assistant.verification import Verifier
 from index.embedding import Embedder
-from index.indexer import Indexer, IndexReport, ProgressHook, index_identity
+from index.indexer import Indexer, IndexLockedError, IndexReport, ProgressHook, index_identity
 from index.settings import Settings
 from index.status import IndexStatus, index_status
 from index.store import ChunkStore, make_client
@@ -32,19 +32,30 @@ class Engine:
         )
         self._lock = threading.RLock()
         self._llm: LLMAnswerer | None = None
+        self._chroma_suspect = False  # set by a failed indexing run: see _restart_embedded_chroma
         self.verifier = Verifier(self.embedder, settings.support_threshold)
         self.extractive = ExtractiveAnswerer(self.verifier)
         self._open()
 
     def _open(self) -> None:
+        try:
+            client = make_client(self.settings)
+        except Exception:
+            if not self.settings.chroma_url:
+                # Chroma caches its per-path "system" before starting it: one that failed to start (a
+                # read-only data dir) would be handed to every later client in this process, which
+                # then fails with an AttributeError instead of the real reason.
+                _forget_embedded_chroma(self.settings.chroma_dir)
+            raise
         self.store = ChunkStore(
-            make_client(self.settings), self.settings.collection,
+            client, self.settings.collection,
             index_identity(self.settings, self.embedder), self.embedder,
         )
         self.retriever = Retriever(self.settings, self.store, self.embedder)
         self.pipeline = AnswerPipeline(
             self.retriever, self.verifier, self.settings.min_relevance,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
+            max_passages=self.settings.max_passages,
         )
 
     def answerer(self, name: str | None = None) -> Answerer:
@@ -61,12 +72,34 @@ class Engine:
 
     def reindex(self, paths: list[Path] | None = None, *, rebuild: bool = False,
                 progress: ProgressHook | None = None) -> IndexReport:
-        """Run the indexer with this engine's model; reopen the store after a rebuild."""
-        report = Indexer(self.settings, self.embedder).run(paths, rebuild=rebuild, progress=progress)
+        """Run the indexer with this engine's model; reopen the store after a rebuild or a failed run."""
+        if self._chroma_suspect:
+            self._restart_embedded_chroma()
+        try:
+            report = Indexer(self.settings, self.embedder).run(paths, rebuild=rebuild, progress=progress)
+        except (IndexLockedError, FileNotFoundError):
+            raise  # nothing was written: the open store is fine
+        except Exception:
+            # Queries go on with the Chroma that is open (it still reads); the next run starts a fresh one.
+            self._chroma_suspect = not self.settings.chroma_url
+            raise
         if rebuild:
             with self._lock:
                 self._open()
         return report
+
+    def _restart_embedded_chroma(self) -> None:
+        """Drop this process's embedded Chroma for the data dir and open it afresh.
+
+        After a failed write (seen with a full disk) the embedded Chroma of this process can stay
+        wedged for writes: the next upsert hung even once space was freed, while a new process
+        worked. A fresh one reads what is on disk, and the indexer's journal then repairs the files
+        the failed run left pending.
+        """
+        with self._lock:
+            _forget_embedded_chroma(self.settings.chroma_dir)
+            self._open()
+            self._chroma_suspect = False
 
     def status(self) -> IndexStatus:
         status = index_status(self.settings, self.store)
@@ -76,6 +109,17 @@ class Engine:
             lexical = self.retriever.lexical()
             status = dataclasses.replace(status, sources=len(lexical.sources()) if lexical else 0)
         return status
+
+
+def _forget_embedded_chroma(path: Path) -> None:
+    """Drop this process's cached embedded Chroma for ``path``; the next client opens a fresh one.
+
+    Chroma offers no public way to drop one path from its cache (``clear_system_cache`` drops every
+    path, under the feet of other open indexes), hence the private dictionary.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(str(path), None)
 
 
 def chat_model(settings: Settings) -> Any:

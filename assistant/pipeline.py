@@ -42,12 +42,13 @@ class AnswerPipeline:
     """Runs a question through retrieval, an answerer and verification."""
 
     def __init__(self, retriever: Retriever, verifier: Verifier, min_relevance: float,
-                 unsupported: str = "drop", max_question_chars: int = 2000) -> None:
+                 unsupported: str = "drop", max_question_chars: int = 2000, max_passages: int = 20) -> None:
         self.retriever = retriever
         self.verifier = verifier
         self.min_relevance = min_relevance
         self.unsupported = unsupported
         self.max_question_chars = max_question_chars
+        self.max_passages = max_passages
 
     def ask(self, answerer: Answerer, question: str, history: Sequence[Turn] = (),
             options: AskOptions = AskOptions()) -> Answer:
@@ -67,6 +68,10 @@ class AnswerPipeline:
             raise ValueError(
                 f"The question is {len(question)} characters long; the limit is {self.max_question_chars}."
             )
+        if options.k is not None and not 1 <= options.k <= self.max_passages:
+            # Each passage costs retrieval depth, verification time and prompt space: bound what one request takes.
+            raise ValueError(f"{options.k} passages asked for; between 1 and {self.max_passages} are allowed "
+                             "(CHOKEPOINT_MAX_PASSAGES).")
         started = time.perf_counter()
         query = answerer.standalone_query(question, history)
         retrieval = self.retriever.retrieve(query, k=options.k, filters=options.filters, use_mmr=options.use_mmr)

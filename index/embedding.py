@@ -74,7 +74,15 @@ class Embedder(Embeddings):
 
                     transformers_logging.disable_progress_bar()
                     local = Path(self._path).exists()
-                    self._model = SentenceTransformer(self._path, device=self._device, local_files_only=local)
+                    try:
+                        self._model = SentenceTransformer(self._path, device=self._device, local_files_only=local)
+                    except Exception as exc:  # an empty or half-copied folder fails deep inside transformers
+                        detail = " ".join(str(exc).split())[:160]
+                        raise ModelNotFoundError(
+                            f"The embedding model at {self._path} could not be loaded ({type(exc).__name__}: "
+                            f"{detail}). Set CHOKEPOINT_EMBEDDING_MODEL to a sentence-transformers model folder, "
+                            "or unset it to use the packaged default."
+                        ) from exc
         return self._model
 
     @property

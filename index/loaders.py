@@ -66,7 +66,7 @@ def load(path: Path, *, display_path: str | None = None, max_bytes: int | None =
         raise LoadError(f"{name}: cannot read the file ({exc.strerror})") from exc
     if max_bytes is not None and size > max_bytes:
         raise LoadError(
-            f"{name}: file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+            f"{name}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
             "(raise CHOKEPOINT_MAX_FILE_MB to index it)"
         )
     if size == 0:
@@ -78,7 +78,8 @@ def load(path: Path, *, display_path: str | None = None, max_bytes: int | None =
     except Exception as exc:  # a parser's own error: report it against the file, keep going
         raise LoadError(f"{name}: cannot parse {path.suffix} file ({type(exc).__name__}: {exc})") from exc
     if not doc.text.strip():
-        raise LoadError(f"{name}: no text found (a scanned PDF or an empty document?)")
+        hint = "a scanned PDF, with images of text only?" if path.suffix.lower() == ".pdf" else "an empty document?"
+        raise LoadError(f"{name}: no text found ({hint})")
     return doc
 
 
@@ -106,6 +107,9 @@ def _title_from_path(path: Path) -> str:
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
+MAX_FRONT_MATTER_CHARS = 64_000
+"""Front matter holds a few metadata fields (the corpus's largest is under 4 KB); parsing megabytes
+of YAML takes tens of seconds, so more than this is reported, not parsed."""
 
 
 def _as_text(value: object) -> str:
@@ -113,7 +117,11 @@ def _as_text(value: object) -> str:
         return ""
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value).strip()
+    if isinstance(value, str | int | float):
+        return str(value).strip()
+    # A list or mapping where one value belongs is ignored: its str() is no title, and YAML aliases
+    # can make a small file expand to gigabytes of text when printed (a "billion laughs").
+    return ""
 
 
 def load_markdown(path: Path, name: str) -> SourceDocument:
@@ -127,6 +135,12 @@ def load_markdown(path: Path, name: str) -> SourceDocument:
     text = raw
     match = _FRONT_MATTER.match(raw)
     if match:
+        if len(match.group(1)) > MAX_FRONT_MATTER_CHARS:
+            raise LoadError(
+                f"{name}: front matter is {len(match.group(1)) / 1000:.0f} KB, over the "
+                f"{MAX_FRONT_MATTER_CHARS / 1000:.0f} KB limit; keep it to metadata fields and move text below "
+                "the closing ---"
+            )
         try:
             loaded = yaml.safe_load(match.group(1))
         except yaml.YAMLError as exc:
@@ -142,6 +156,8 @@ def load_markdown(path: Path, name: str) -> SourceDocument:
     topics = meta.get("topics") or []
     if isinstance(topics, str):
         topics = [t.strip() for t in topics.split(",")]
+    elif not isinstance(topics, list):
+        topics = []
     heading = re.search(r"^#\s+(.+)$", text, re.M)
     title = _as_text(meta.get("title")) or (heading.group(1).strip() if heading else _title_from_path(path))
     return SourceDocument(

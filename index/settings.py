@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 120.0
     llm_threads: int = 2
     llm_context_tokens: int = 4096
-    max_question_chars: int = 2000
+    max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
+    max_passages: int = Field(20, ge=1, le=100, description="Most passages one question may ask for (k).")
 
     @classmethod
     def settings_customise_sources(

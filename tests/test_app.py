@@ -601,7 +601,7 @@ def test_app_reports_an_unusable_index_in_one_line(app_env, tmp_path: Path):
     st.cache_resource.clear()
     try:
         at = new_app()
-        assert len(at.error) == 1 and at.error[0].value.startswith("The index could not be opened")
+        assert len(at.error) == 1 and at.error[0].value.startswith("Chokepoint could not start:")
         assert "Traceback" not in at.error[0].value
     finally:
         patch.undo()

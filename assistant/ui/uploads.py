@@ -45,7 +45,9 @@ def safe_filename(name: str) -> str:
     """
     name = unicodedata.normalize("NFKC", name or "")
     name = "".join(ch for ch in name if ch.isprintable())
-    name = name.replace("\\", "/").split("/")[-1].strip()
+    # Trailing dots and spaces go first (Windows drops them too): "notes.MD." must be "notes.md", as
+    # the stored name is checked by running it through here again.
+    name = name.replace("\\", "/").split("/")[-1].strip().rstrip(". ")
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
@@ -154,8 +156,12 @@ def save_upload(sources_dir: Path, name: str, data: bytes, *, overwrite: bool = 
                 except FileExistsError:
                     raise UploadExistsError(name) from None
                 os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # A full disk fails the write or close with no file name; name the file so the user
+            # learns which folder is out of space.
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     return path
