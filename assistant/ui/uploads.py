@@ -43,6 +43,17 @@ def safe_filename(name: str) -> str:
     outside ``[A-Za-z0-9._-]`` become ``-``; leading dots go (the indexer skips hidden files);
     the corpus's own ``README.md`` name is avoided (the indexer skips it too).
     """
+    # The stored name is checked by running it through here again, so the result must be a fixed
+    # point; one pass is not always one ("0:.0.x" -> "0-.0" -> "0.0"), a few always are.
+    for _ in range(5):
+        cleaned = _clean_filename(name)
+        if cleaned == name:
+            break
+        name = cleaned
+    return cleaned
+
+
+def _clean_filename(name: str) -> str:
     name = unicodedata.normalize("NFKC", name or "")
     name = "".join(ch for ch in name if ch.isprintable())
     # Trailing dots and spaces go first (Windows drops them too): "notes.MD." must be "notes.md", as
