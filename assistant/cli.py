@@ -18,7 +18,8 @@ EXIT_USAGE = 2
 EXIT_FILES_FAILED = 3
 
 
-def _settings(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace):
+    """Settings from env and chokepoint.toml, with --data-dir / --sources-dir on top."""
     from index.settings import Settings
 
     overrides = {}
@@ -41,7 +42,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from index.embedding import Embedder
     from index.indexer import Indexer
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     console = _console()
     embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
                         batch_size=settings.embedding_batch_size)
@@ -80,7 +81,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from assistant.engine import Engine
 
-    status = Engine(_settings(args)).status()
+    status = Engine(settings_from_args(args)).status()
     if args.json:
         print(json.dumps(status.as_dict(), indent=2))
     else:
@@ -97,7 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from assistant.engine import Engine
 
-    engine = Engine(_settings(args))
+    engine = Engine(settings_from_args(args))
     if args.k is not None and not 1 <= args.k <= engine.settings.max_passages:
         raise ValueError(f"-k {args.k}: between 1 and {engine.settings.max_passages} passages are allowed "
                          "(CHOKEPOINT_MAX_PASSAGES).")
@@ -162,7 +163,7 @@ def _run_question(engine, answerer, question: str, history: list, args: argparse
 def cmd_ask(args: argparse.Namespace) -> int:
     from assistant.engine import Engine
 
-    engine = Engine(_settings(args))
+    engine = Engine(settings_from_args(args))
     answer = _run_question(engine, engine.answerer(args.answerer), args.question, [], args)
     if args.json:
         print(json.dumps(answer.as_dict(), indent=2))
@@ -176,7 +177,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.answer import Turn
     from assistant.engine import Engine
 
-    engine = Engine(_settings(args))
+    engine = Engine(settings_from_args(args))
     answerer = engine.answerer(args.answerer)
     history: list[Turn] = []
     args.json = False
@@ -277,7 +278,7 @@ def _explain(exc: Exception, args: argparse.Namespace) -> str:
     from assistant.faults import describe
 
     try:
-        return describe(exc, _settings(args))
+        return describe(exc, settings_from_args(args))
     except Exception:  # the settings themselves are what failed
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__

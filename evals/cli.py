@@ -41,17 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_eval)
 
 
-def _settings(args: argparse.Namespace):
-    from index.settings import Settings
-
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    if getattr(args, "sources_dir", None):
-        overrides["sources_dir"] = Path(args.sources_dir)
-    return Settings(**overrides)
-
-
 def _answerers(args: argparse.Namespace) -> list[str]:
     names = [n.strip() for value in (args.answerer or ["extractive"]) for n in value.split(",") if n.strip()]
     bad = [n for n in names if n not in ("extractive", "llm")]
@@ -147,7 +136,9 @@ def _run_set(args: argparse.Namespace) -> int:
         return EXIT_BAD_SET
     if args.limit:
         cases = cases[: args.limit]
-    settings = _settings(args)
+    from assistant.cli import settings_from_args  # lazily: assistant.cli imports this module
+
+    settings = settings_from_args(args)
     absent = missing_sources(cases, settings.sources_dir)
     if absent:
         first = next(iter(absent.items()))
@@ -193,7 +184,9 @@ def _run_beir(args: argparse.Namespace) -> int:
     unknown = [x for x in modes if x not in MODES]
     if unknown:
         raise ValueError(f"unknown retrieval mode {unknown[0]!r}: use {', '.join(MODES)}")
-    settings = _settings(args)
+    from assistant.cli import settings_from_args  # lazily: assistant.cli imports this module
+
+    settings = settings_from_args(args)
     embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
                         batch_size=settings.embedding_batch_size)
     out = Path(args.out) if args.out else Path("evals/out") / f"beir-{beir.name}"
