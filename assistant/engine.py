@@ -34,7 +34,7 @@ class Engine:
         self._llm: LLMAnswerer | None = None
         self._chroma_suspect = False  # set by a failed indexing run: see _restart_embedded_chroma
         self.verifier = Verifier(self.embedder, settings.support_threshold)
-        self.extractive = ExtractiveAnswerer(self.verifier)
+        self.extractive = ExtractiveAnswerer(self.verifier, shortlist=settings.extractive_shortlist)
         self._open()
 
     def _open(self) -> None:

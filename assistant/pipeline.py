@@ -76,6 +76,8 @@ class AnswerPipeline:
         query = answerer.standalone_query(question, history)
         retrieval = self.retriever.retrieve(query, k=options.k, filters=options.filters, use_mmr=options.use_mmr)
         passages = retrieval.passages
+        if self.retriever.embedder is self.verifier.vectors.embedder and len(retrieval.query_vector):
+            self.verifier.vectors.remember(query, retrieval.query_vector)  # the answerer ranks against it too
         retrieval_s = time.perf_counter() - started
 
         def finish(**fields: object) -> Answer:

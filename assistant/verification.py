@@ -90,15 +90,55 @@ class Verified:
 
 
 class PassageView:
-    """A passage split into sentences, with their vectors and words."""
+    """A passage split into sentences, with their words; sentence vectors are encoded on first use.
 
-    def __init__(self, passage: Passage, spans: list[Span], vectors: np.ndarray) -> None:
+    Most checks never need them: an extractive draft quotes its cited passage word for word, and a
+    verbatim sentence is supported by the passage it comes from without any embedding.
+    """
+
+    def __init__(self, passage: Passage, spans: list[Span], vectors: SentenceVectors) -> None:
         self.passage = passage
         self.spans = spans
-        self.vectors = vectors
+        self._encoder = vectors
+        self._vectors: np.ndarray | None = None
         self.words = content_words(passage.chunk.text)
         self.numbers = numbers(passage.chunk.text) | spelled_numbers(passage.chunk.text)
         self.span_words = [content_words(s.text) for s in spans]
+        self.span_keys = [verbatim_key(s.text) for s in spans]
+
+    @property
+    def encoded(self) -> bool:
+        return self._vectors is not None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = self._encoder.encode([s.text for s in self.spans])
+        return self._vectors
+
+    def quoted(self, claim: str) -> int | None:
+        """The sentence ``claim`` repeats word for word (case and punctuation aside), if any."""
+        key = verbatim_key(claim)
+        if len(key.split()) < 4:
+            return None
+        return next((n for n, k in enumerate(self.span_keys) if k == key), None)
+
+
+def verbatim_key(text: str) -> str:
+    """Words only, lower case: two sentences with the same key say the same thing in the same words."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def encode_views(views: list[PassageView]) -> None:
+    """Encode the sentences of every view that lacks vectors, in one batch."""
+    pending = [view for view in views if not view.encoded]
+    if not pending:
+        return
+    vectors = pending[0]._encoder.encode([s.text for view in pending for s in view.spans])
+    offset = 0
+    for view in pending:
+        view._vectors = vectors[offset : offset + len(view.spans)]
+        offset += len(view.spans)
 
 
 class SentenceVectors:
@@ -112,6 +152,8 @@ class SentenceVectors:
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
@@ -132,6 +174,14 @@ class SentenceVectors:
                 rows.append(vector)
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
 
+    def remember(self, text: str, vector: np.ndarray) -> None:
+        """Keep a vector computed elsewhere by the same model (the retriever's query vector)."""
+        with self._lock:
+            self._cache[text] = np.asarray(vector, dtype=np.float32)
+            self._cache.move_to_end(text)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+
 
 class Verifier:
     """Scores claims against passages. One per process; holds the embedder and a vector cache."""
@@ -141,18 +191,22 @@ class Verifier:
         self.threshold = threshold
 
     def views(self, passages: list[Passage]) -> list[PassageView]:
-        """Each passage split into sentences, with their vectors."""
-        spans = [list(sentences(p.chunk.text)) or [Span(0, len(p.chunk.text), p.chunk.text)] for p in passages]
-        flat = [s.text for group in spans for s in group]
-        vectors = self.vectors.encode(flat)
-        views, offset = [], 0
-        for passage, group in zip(passages, spans, strict=True):
-            views.append(PassageView(passage, group, vectors[offset : offset + len(group)]))
-            offset += len(group)
-        return views
+        """Each passage split into sentences (vectors follow when first asked for)."""
+        return [
+            PassageView(p, list(sentences(p.chunk.text)) or [Span(0, len(p.chunk.text), p.chunk.text)], self.vectors)
+            for p in passages
+        ]
 
-    def support(self, claim: str, claim_vector: np.ndarray, view: PassageView, index: int) -> SupportedBy:
-        """How well one passage supports one claim, in [0, 1]."""
+    def support(self, claim: str, claim_vector: np.ndarray | None, view: PassageView, index: int) -> SupportedBy:
+        """How well one passage supports one claim, in [0, 1].
+
+        ``claim_vector`` may be None only when the passage quotes the claim word for word.
+        """
+        quoted = view.quoted(claim)
+        if quoted is not None:
+            return SupportedBy(index, 1.0, view.spans[quoted])
+        if claim_vector is None:
+            raise ValueError("a claim the passage does not quote needs its vector")
         words = content_words(claim)
         claim_numbers = numbers(claim)
         similarities = view.vectors @ claim_vector
@@ -189,17 +243,43 @@ class Verifier:
                             refusals=tuple(refusals))
 
         views = self.views(passages)
-        claim_vectors = self.vectors.encode([text for text, _ in claims])
+
+        def cited_views(cited: tuple[int, ...]) -> list[int]:
+            return [c - 1 for c in cited if 1 <= c <= len(views)]
+
+        # Only what the checks below will read gets encoded, each kind in one batch: claims that no
+        # cited passage quotes, and the sentences of the cited passages those claims are scored against.
+        needs_vector: list[str] = []
+        to_encode: list[PassageView] = []
+        for text, cited in claims:
+            indices = cited_views(cited)
+            not_quoting = [views[i] for i in indices if views[i].quoted(text) is None]
+            if not_quoting or not indices:
+                needs_vector.append(text)
+                to_encode.extend(not_quoting)
+        claim_vectors = dict(zip(needs_vector, self.vectors.encode(needs_vector), strict=True))
+        encode_views(to_encode)
         numbering: dict[int, int] = {}  # passage index -> final citation number
         spans: dict[int, Span] = {}
         kept: list[AnswerSentence] = []
         dropped: list[AnswerSentence] = list(injected)
-        for (text, cited), vector in zip(claims, claim_vectors, strict=True):
-            scores = [self.support(text, vector, view, i) for i, view in enumerate(views)]
-            valid_cited = [c - 1 for c in cited if 1 <= c <= len(views) and scores[c - 1].score >= self.threshold]
-            best = max(scores, key=lambda s: s.score) if scores else None
+        for text, cited in claims:
+            vector = claim_vectors.get(text)
+            scores: dict[int, SupportedBy] = {}
+            for i in cited_views(cited):
+                scores[i] = self.support(text, vector, views[i], i)
+            valid_cited = [i for i in cited_views(cited) if scores[i].score >= self.threshold]
+            if not valid_cited:
+                # No cited passage holds it: look for the one that does, across all of them.
+                if vector is None:
+                    vector = claim_vectors[text] = self.vectors.encode([text])[0]
+                encode_views(views)
+                for i, view in enumerate(views):
+                    if i not in scores:
+                        scores[i] = self.support(text, vector, view, i)
+            best = max(scores.values(), key=lambda s: s.score) if scores else None
             if valid_cited:
-                chosen, status = valid_cited, "supported"
+                chosen, status = list(dict.fromkeys(valid_cited)), "supported"
             elif best is not None and best.score >= self.threshold:
                 chosen, status = [best.passage], "moved" if cited else "supported"
             else:

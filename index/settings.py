@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     answerer: Literal["extractive", "llm"] = "extractive"
     unsupported: Literal["drop", "mark"] = "drop"
     support_threshold: float = Field(0.55, description="Least support score for a sentence to keep a citation.")
+    extractive_shortlist: int = Field(
+        16, ge=1, le=200,
+        description="Passage sentences (most words shared with the question) the extractive answerer embeds and ranks.",
+    )
     llm_prompt_tokens: int = Field(900, description="Token budget for passages in the LLM prompt.")
     llm_url: str | None = Field(None, description="OpenAI-compatible endpoint; embedded when unset.")
     llm_model: str = "qwen2.5-coder"

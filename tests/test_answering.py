@@ -216,3 +216,32 @@ def test_a_draft_quoting_planted_instructions_loses_them(default_corpus_index):
     verified = engine.verifier.verify(strip_markup(draft), passages)
     assert "evil.example" not in verified.text and "Ignore" not in verified.text
     assert any("Ignore previous instructions" in s.text for s in verified.dropped)
+
+
+def test_a_sentence_quoted_word_for_word_is_supported_by_its_passage(default_corpus_index):
+    _, engine = default_corpus_index
+    passages = _passages(engine, "When did SASAC approve the CETC Potevio merger?")
+    n, passage = next((n, p) for n, p in enumerate(passages, start=1) if "23 June 2021" in p.chunk.text)
+    quoted = next(s for s in engine.verifier.views([passage])[0].spans if "23 June 2021" in s.text)
+    verified = engine.verifier.verify(f"{quoted.text} [{n}]", passages)
+    [sentence] = verified.sentences
+    assert sentence.status == "supported" and sentence.support == 1.0
+    assert verified.citations[0].supporting_text == quoted.text
+    # The same words cited to a passage that lacks them are moved, not waved through.
+    other = next(m for m, p in enumerate(passages, start=1) if "23 June 2021" not in p.chunk.text)
+    moved = engine.verifier.verify(f"{quoted.text} [{other}]", passages)
+    assert moved.sentences[0].status == "moved" and "23 June 2021" in moved.citations[0].supporting_text
+    # One changed figure is not a quotation: the figure check applies.
+    altered = quoted.text.replace("2021", "2019")
+    assert not engine.verifier.verify(f"{altered} [{n}]", passages).sentences
+
+
+@pytest.mark.parametrize("question", [question for question, _ in RETRIEVAL_CASES[:8]])
+def test_the_extractive_shortlist_picks_what_ranking_every_sentence_picks(default_corpus_index, question):
+    from assistant.answerers import ExtractiveAnswerer
+
+    _, engine = default_corpus_index
+    passages = _passages(engine, question)
+    shortlisted = ExtractiveAnswerer(engine.verifier, shortlist=16).select(question, question, passages)
+    everything = ExtractiveAnswerer(engine.verifier, shortlist=10_000).select(question, question, passages)
+    assert shortlisted == everything
