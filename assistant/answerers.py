@@ -16,7 +16,7 @@ import numpy as np
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query, is_elliptical, rewrite_prompt
-from assistant.prompts import SYSTEM_PROMPT, select_passages, user_prompt
+from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
 from assistant.retrieval import Passage
 from assistant.text import Span, content_words, numbers
 from assistant.verification import Verifier, is_gap_statement
@@ -170,11 +170,13 @@ class LLMAnswerer:
             return contextual_query(question, history)
         return rewritten
 
-    def passages_for_prompt(self, passages: list[Passage]) -> list[Passage]:
-        return select_passages(passages, self.prompt_tokens)
+    def passages_for_prompt(self, query: str, passages: list[Passage]) -> list[Passage]:
+        """The passages the prompt will number, in order (those that fit the token budget)."""
+        return [excerpt.passage for excerpt in excerpts(query, passages, self.prompt_tokens)]
 
     def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
-        messages = [("system", SYSTEM_PROMPT), ("user", user_prompt(query, passages))]
+        quoted = excerpts(query, passages, self.prompt_tokens)
+        messages = [("system", SYSTEM_PROMPT), ("user", user_prompt(query, quoted))]
         wrote = False
         with _endpoint_errors(self.chat_model):
             for piece in self.chat_model.stream(messages):

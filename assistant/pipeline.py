@@ -98,7 +98,7 @@ class AnswerPipeline:
             return
 
         context: list[Passage] = (
-            answerer.passages_for_prompt(passages) if isinstance(answerer, LLMAnswerer) else passages
+            answerer.passages_for_prompt(query, passages) if isinstance(answerer, LLMAnswerer) else passages
         )
         generation_started = time.perf_counter()
         first_token: float | None = None

@@ -245,3 +245,26 @@ def test_the_extractive_shortlist_picks_what_ranking_every_sentence_picks(defaul
     shortlisted = ExtractiveAnswerer(engine.verifier, shortlist=16).select(question, question, passages)
     everything = ExtractiveAnswerer(engine.verifier, shortlist=10_000).select(question, question, passages)
     assert shortlisted == everything
+
+
+def test_the_llm_prompt_quotes_the_sentences_that_matter_within_its_budget(default_corpus_index):
+    from assistant.prompts import excerpts
+    from index.tokens import count_tokens
+
+    _, engine = default_corpus_index
+    question = "When did SASAC approve the CETC Potevio merger?"
+    passages = _passages(engine, question)
+    whole = excerpts(question, passages, 100_000)
+    assert [e.text for e in whole] == [p.chunk.text for p in passages]
+
+    cut = excerpts(question, passages, 250)
+    assert sum(count_tokens(e.text) for e in cut) <= 250
+    assert any("…" in e.text for e in cut)
+    answer_passage = next(e for e in cut if "Potevio" in e.passage.chunk.text and "2021" in e.passage.chunk.text)
+    assert "23 June 2021" in answer_passage.text  # the sentence with the answer survives the cut
+    for excerpt in cut:  # every kept piece is the passage's own text
+        for piece in excerpt.text.split("…"):
+            assert piece.strip() in excerpt.passage.chunk.text.replace("\n", " ") or piece.strip() in excerpt.passage.chunk.text
+    # The pipeline numbers and verifies exactly the passages the prompt quotes.
+    again = excerpts(question, [e.passage for e in cut], 250)
+    assert [e.passage for e in again] == [e.passage for e in cut]

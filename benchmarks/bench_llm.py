@@ -1,0 +1,125 @@
+"""LLM benchmark: time to first token, tokens/s and prompt size with the embedded model.
+
+    python benchmarks/bench_llm.py [--size 1.5b] [--questions 8] [--threads 2]
+
+Runs the answerable single-turn questions of ``evals/sets/sample.jsonl`` through the real
+pipeline (hybrid retrieval, the trimmed prompt, the embedded llama.cpp server, verification) on
+the default corpus, indexing it first if needed. Time to first token is counted from the moment
+the question is asked, so it includes retrieval and the prompt's prefill. The first question
+runs with a cold prompt cache; later ones reuse the cached system prompt. Figures land in
+``benchmarks/out/llm-<size>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def model_tokens(base_url: str, text: str) -> int | None:
+    """Tokens the served model reads for ``text`` (llama.cpp's /tokenize), or None if unsupported."""
+    root = base_url.removesuffix("/v1")
+    request = urllib.request.Request(f"{root}/tokenize", data=json.dumps({"content": text}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return len(json.loads(reply.read())["tokens"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def questions(count: int) -> list[str]:
+    cases = [json.loads(line) for line in (ROOT / "evals" / "sets" / "sample.jsonl").read_text().splitlines() if line]
+    return [c["question"] for c in cases if c.get("answerable", True) and not c.get("history")][:count]
+
+
+def run(size: str, count: int, threads: int) -> dict[str, Any]:
+    from assistant.engine import Engine, chat_model
+    from assistant.pipeline import Token
+    from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
+    from index.settings import Settings
+    from index.tokens import count_tokens
+
+    settings = Settings(llm_size=size, llm_threads=threads)
+    engine = Engine(settings)
+    engine.reindex()
+    started = time.perf_counter()
+    model = chat_model(settings)  # assembles the model file if needed and starts the server
+    start_s = time.perf_counter() - started
+    answerer = engine.answerer("llm")
+    rows = []
+    for question in questions(count):
+        asked = time.perf_counter()
+        stamps: list[float] = []
+        answer = None
+        for event in engine.pipeline.stream(answerer, question):
+            if isinstance(event, Token):
+                stamps.append(time.perf_counter())
+            else:
+                answer = event
+        assert answer is not None
+        context = answerer.passages_for_prompt(answer.query, list(answer.passages))
+        quoted = excerpts(answer.query, context, settings.llm_prompt_tokens)
+        prompt = SYSTEM_PROMPT + "\n" + user_prompt(answer.query, quoted)
+        # Each streamed event of llama.cpp's server carries one token.
+        decode_s = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+        rows.append({
+            "question": question,
+            "first_token_s": round(stamps[0] - asked, 3) if stamps else None,
+            "retrieval_s": round(answer.timings.retrieval_s, 3),
+            "total_s": round(time.perf_counter() - asked, 2),
+            "generated_tokens": len(stamps),
+            "tokens_per_s": round((len(stamps) - 1) / decode_s, 2) if decode_s else None,
+            "prompt_tokens_cl100k": count_tokens(prompt),
+            "prompt_tokens_model": model_tokens(str(model.openai_api_base), prompt),
+            "passages_in_prompt": len(quoted),
+            "cut_passages": sum(q.text != q.passage.chunk.text for q in quoted),
+            "refused": answer.refused,
+            "load_average": load_average(),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    warm = rows[1:] or rows
+    return {
+        "model": size, "threads": threads, "server_start_s": round(start_s, 2),
+        "first_question": rows[0] if rows else None,
+        "first_token_s_p50_warm": statistics.median(r["first_token_s"] for r in warm if r["first_token_s"]),
+        "first_token_s_max_warm": max(r["first_token_s"] for r in warm if r["first_token_s"]),
+        "tokens_per_s_p50": statistics.median(r["tokens_per_s"] for r in rows if r["tokens_per_s"]),
+        "prompt_tokens_model_p50": statistics.median(r["prompt_tokens_model"] or 0 for r in rows),
+        "prompt_tokens_model_max": max(r["prompt_tokens_model"] or 0 for r in rows),
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1.5b", choices=["1.5b", "0.5b"])
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads (CHOKEPOINT_LLM_THREADS)")
+    args = parser.parse_args()
+    figures = run(args.size, args.questions, args.threads)
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"llm-{args.size}.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps({k: v for k, v in figures.items() if k != "rows"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
