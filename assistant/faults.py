@@ -27,7 +27,7 @@ _LOW_SPACE = 1 << 20
 def describe(exc: BaseException, settings: Settings) -> str:
     """The fault behind ``exc`` as one line a user can act on: it names the path or setting and the fix."""
     chain = list(_causes(exc))
-    for explain in (_known, _chroma_server, _storage):
+    for explain in (_known, _damaged_index, _chroma_server, _storage):
         message = explain(chain, settings)
         if message:
             return message
@@ -66,6 +66,19 @@ def _known(chain: list[BaseException], settings: Settings) -> str | None:
     if isinstance(first, ours):
         return _one_line(str(first))
     return None
+
+
+def _damaged_index(chain: list[BaseException], settings: Settings) -> str | None:
+    """Vector files a crash left unreadable: reindexing rebuilds them (embedded), the operator does (server)."""
+    from index.store import is_damaged_vector_index
+
+    if not any(is_damaged_vector_index(exc) for exc in chain):
+        return None
+    if settings.chroma_url:
+        return (f"The Chroma server at {settings.chroma_url} cannot read the collection's vector files (damaged "
+                "on its disk). Run `chokepoint index --rebuild` against it once, from one instance.")
+    return (f"The index's vector files under {settings.chroma_dir} are damaged (an interrupted write). Reindex "
+            "(the sidebar's Reindex, or `chokepoint index`): it rebuilds the index from sources/.")
 
 
 def _chroma_server(chain: list[BaseException], settings: Settings) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,9 @@ from index.lexical import LexicalIndex, lexical_row
 from index.loaders import SUPPORTED_SUFFIXES, LoadError, is_supported, load
 from index.manifest import FileRecord, Manifest
 from index.settings import Settings
-from index.store import ChunkStore, IndexIdentity, make_client, now_iso
+from index.store import ChunkStore, IndexIdentity, is_damaged_vector_index, make_client, now_iso
+
+log = logging.getLogger(__name__)
 
 
 def chunker_config(settings: Settings) -> ChunkerConfig:
@@ -63,6 +66,8 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     repaired: list[str] = field(default_factory=list)
+    rebuilt_because: str | None = None
+    """Why this run rebuilt the whole index on its own (a damaged vector index), if it did."""
     failed: list[FileFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     chunks_written: int = 0
@@ -85,6 +90,8 @@ class IndexReport:
         )
         if self.repaired:
             line += f"; repaired after an interrupted run: {len(self.repaired)} files"
+        if self.rebuilt_because:
+            line += f"; rebuilt from the sources because {self.rebuilt_because}"
         return line
 
 
@@ -175,6 +182,28 @@ class Indexer:
 
     def run(self, paths: list[Path] | None = None, *, rebuild: bool = False,
             progress: ProgressHook | None = None) -> IndexReport:
+        """Bring the index in step with the sources (all of them, or ``paths``); see the module doc.
+
+        An embedded index whose vector files a crash left unreadable is rebuilt from the sources
+        (every chunk embedded again) instead of failing every run until someone types ``--rebuild``.
+        """
+        try:
+            return self._run(paths, rebuild=rebuild, progress=progress)
+        except Exception as exc:
+            # On a shared server the same damage calls for its operator: a rebuild would drop
+            # every instance's chunks, so there the error stands (and says to rebuild).
+            if rebuild or self.settings.chroma_url or not is_damaged_vector_index(exc):
+                raise
+            detail = " ".join(str(exc).split())
+            start = max(0, detail.lower().find("error deserializing"))
+            reason = f"Chroma could not read its vector files ({detail[start:][-160:]})"
+            log.warning("The index under %s is damaged: %s. Rebuilding it from the sources.",
+                        self.settings.chroma_dir, reason)
+            report = self._run(None, rebuild=True, progress=progress)
+            report.rebuilt_because = reason
+            return report
+
+    def _run(self, paths: list[Path] | None, *, rebuild: bool, progress: ProgressHook | None) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport()
         roots = paths or [self.settings.sources_dir]

@@ -146,6 +146,19 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
+_DAMAGED_WORDS = ("error deserializing pickle", "error loading hnsw", "hnsw segment reader", "cannot open header file")
+
+
+def is_damaged_vector_index(exc: BaseException) -> bool:
+    """Whether Chroma failed because its HNSW files on disk are damaged (a kill during its own flush).
+
+    Embedded Chroma reports this only as text inside an ``InternalError``; the SQLite side (ids,
+    texts, metadata) is intact, but the collection can be neither read nor written.
+    """
+    text = str(exc).lower()
+    return any(words in text for words in _DAMAGED_WORDS)
+
+
 class ChunkStore:
     """Chunks and their vectors in one Chroma collection.
 
