@@ -170,13 +170,11 @@ class Retriever:
         vector = self.embedder.encode([query])[0]
 
         rankings: list[list[str]] = []
-        known: dict[str, Chunk] = {}
         ranks: dict[str, dict[str, int]] = {"dense": {}, "lexical": {}}
         if self.mode in ("hybrid", "dense"):
-            dense = self.store.query(vector, depth, filters.chroma_where())
-            rankings.append([chunk.id for chunk, _ in dense])
-            known.update({chunk.id: chunk for chunk, _ in dense})
-            ranks["dense"] = {chunk.id: r for r, (chunk, _) in enumerate(dense, start=1)}
+            dense = self.store.search(vector, depth, filters.chroma_where())
+            rankings.append([chunk_id for chunk_id, _ in dense])
+            ranks["dense"] = {chunk_id: r for r, (chunk_id, _) in enumerate(dense, start=1)}
         if self.mode in ("hybrid", "lexical"):
             lexical = self.lexical()
             hits = lexical.search(query, depth, filters) if lexical is not None else []
@@ -186,13 +184,11 @@ class Retriever:
         fused = reciprocal_rank_fusion(rankings, self.settings.rrf_k)
         pool_size = max(k * 3, 20) if (use_mmr or self._reranker) else k
         pool_ids = sorted(fused, key=lambda i: -fused[i])[: max(pool_size, k)]
-        missing = [i for i in pool_ids if i not in known]
-        # Lexical-only hits come from the store too: one round trip, and an id deleted since the
-        # BM25 index was saved simply drops out.
-        known.update({chunk.id: chunk for chunk in self.store.get(missing)})
-        pool_ids = [i for i in pool_ids if i in known]
-        # A chunk deleted by a concurrent reindex since the searches ran drops out here too.
-        pool_ids, vectors = self.store.vectors(pool_ids)
+        # Texts, metadata and vectors of the pool only, in one round trip. A chunk deleted by a
+        # concurrent reindex since the searches ran (or since the BM25 index was saved) drops out.
+        chunks, vectors = self.store.records(pool_ids)
+        known: dict[str, Chunk] = {chunk.id: chunk for chunk in chunks}
+        pool_ids = [chunk.id for chunk in chunks]
         relevance = {i: float(vectors[n] @ vector) for n, i in enumerate(pool_ids)}
 
         order = pool_ids

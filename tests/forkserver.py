@@ -40,7 +40,8 @@ def _inspect(settings: Any, embedder: Any, vectors_path: str | None) -> dict[str
         manifest.close()
     lexical = LexicalIndex.load(settings.lexical_dir)
     if vectors_path:
-        kept, rows = store.vectors(sorted(ids))
+        chunks, rows = store.records(sorted(ids))
+        kept = [chunk.id for chunk in chunks]
         np.savez(vectors_path, ids=np.array(kept), vectors=rows)
     return {
         "ids": sorted(ids),
