@@ -194,13 +194,17 @@ def measure(folder: Path, embedder: Any, questions: list[str], answers: int) -> 
     # from the CPU caches before each hybrid query, which an app (hybrid only) never does.
     for question in questions:
         started = time.perf_counter()
+        embedder.encode([question])
+        times["embed"].append(time.perf_counter() - started)
+    # Its own loop too: each scan of the whole matrix evicts the model's weights from the caches.
+    for question in questions:
+        started = time.perf_counter()
         vector = embedder.encode([question])[0]
         embedded = time.perf_counter()
         scores = matrix @ vector
         top = np.argpartition(-scores, k - 1)[:k]
         top[np.argsort(-scores[top])]
         searched = time.perf_counter()
-        times["embed"].append(embedded - started)
         times["brute_force"].append(searched - started)
         times["brute_force_search"].append(searched - embedded)
     for name, retriever in modes.items():
@@ -272,7 +276,7 @@ def plot(results: list[dict[str, Any]], path: Path, threads: int | str = "defaul
     axes.set_ylabel("ms per query (solid p50, dashed p95)")
     loads = ", ".join(r["load_average"].split()[0] for r in results)
     axes.set_title(f"Query latency, all-MiniLM-L6-v2, {os.cpu_count()} CPU cores, torch threads: {threads}\n"
-                   f"(machine shared; 1-min load average per size: {loads})", fontsize=9)
+                   f"(1-min load average per size: {loads})", fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
