@@ -83,7 +83,7 @@ class Engine:
             # Queries go on with the Chroma that is open (it still reads); the next run starts a fresh one.
             self._chroma_suspect = not self.settings.chroma_url
             raise
-        if rebuild:
+        if rebuild or report.rebuilt_because:
             with self._lock:
                 self._open()
         return report

@@ -280,16 +280,17 @@ def test_an_index_whose_vector_files_a_crash_damaged_is_rebuilt_on_the_next_run(
     (segment / "index_metadata.pickle").write_bytes(b"\x80\x04\x95\x10")  # a pickle cut off after 4 bytes
     _forget_embedded_chroma(settings.chroma_dir)
 
-    with pytest.raises(Exception) as broken:  # what a query meets meanwhile: one line saying what to do
-        Engine(settings, embedder).retriever.retrieve("chip self-sufficiency in 2020")
+    engine = Engine(settings, embedder)  # the app, started on the damaged index
+    with pytest.raises(Exception) as broken:  # what a question meets: one line saying what to do
+        engine.retriever.retrieve("chip self-sufficiency in 2020")
     message = describe(broken.value, settings)
     assert "damaged" in message and str(settings.chroma_dir) in message and "Reindex" in message
-    _forget_embedded_chroma(settings.chroma_dir)
 
-    report = Indexer(settings, embedder).run()
+    report = engine.reindex()  # the sidebar's Reindex
     assert report.ok and report.rebuilt_because and "pickle" in report.rebuilt_because
     assert "rebuilt from the sources" in report.summary()
-    assert _ids(settings, embedder) == expected
+    passages = engine.retriever.retrieve("share of chips made in China in 2020").passages
+    assert passages[0].chunk.source == "chip-self-sufficiency-figures.md"
     _forget_embedded_chroma(settings.chroma_dir)
-    answer = Engine(settings, embedder).retriever.retrieve("share of chips made in China in 2020")
-    assert answer.passages[0].chunk.source == "chip-self-sufficiency-figures.md"
+    assert _ids(settings, embedder) == expected
+    assert Indexer(settings, embedder).run().chunks_written == 0
