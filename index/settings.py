@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(150, ge=32, le=512)
     chunk_overlap: int = Field(30, ge=0, le=256)
 
-    index_batch_chunks: int = Field(256, ge=1, description="Chunks embedded and committed together.")
+    index_batch_chunks: int = Field(
+        1024, ge=1,
+        description="Chunks embedded and committed together (one encode call sorts them all by length).",
+    )
 
     # Store
     collection: str = "chokepoint"
