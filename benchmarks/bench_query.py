@@ -34,23 +34,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# benchmarks.common sets the offline environment; models and Chroma are imported inside functions, after it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks import corpus  # noqa: E402
+from benchmarks import corpus
+from benchmarks.common import ROOT, load_average
 
 SEED = 7
 QUERY_SEED = 11
 _BUILT = "built.json"
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def bench_settings(folder: Path) -> Any:
