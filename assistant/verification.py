@@ -116,6 +116,10 @@ class PassageView:
             self._vectors = self._encoder.encode([s.text for s in self.spans])
         return self._vectors
 
+    def fill(self, vectors: np.ndarray) -> None:
+        """Take vectors encoded together with other passages' sentences (one row per span)."""
+        self._vectors = vectors
+
     def quoted(self, claim: str) -> int | None:
         """The sentence ``claim`` repeats word for word (case and punctuation aside), if any."""
         key = verbatim_key(claim)
@@ -127,18 +131,6 @@ class PassageView:
 def verbatim_key(text: str) -> str:
     """Words only, lower case: two sentences with the same key say the same thing in the same words."""
     return " ".join(re.findall(r"\w+", text.lower()))
-
-
-def encode_views(views: list[PassageView]) -> None:
-    """Encode the sentences of every view that lacks vectors, in one batch."""
-    pending = [view for view in views if not view.encoded]
-    if not pending:
-        return
-    vectors = pending[0]._encoder.encode([s.text for view in pending for s in view.spans])
-    offset = 0
-    for view in pending:
-        view._vectors = vectors[offset : offset + len(view.spans)]
-        offset += len(view.spans)
 
 
 class SentenceVectors:
@@ -196,6 +188,17 @@ class Verifier:
             PassageView(p, list(sentences(p.chunk.text)) or [Span(0, len(p.chunk.text), p.chunk.text)], self.vectors)
             for p in passages
         ]
+
+    def _encode(self, views: list[PassageView]) -> None:
+        """Encode the sentences of every view that lacks vectors, in one batch."""
+        pending = [view for view in views if not view.encoded]
+        if not pending:
+            return
+        vectors = self.vectors.encode([s.text for view in pending for s in view.spans])
+        offset = 0
+        for view in pending:
+            view.fill(vectors[offset : offset + len(view.spans)])
+            offset += len(view.spans)
 
     def support(self, claim: str, claim_vector: np.ndarray | None, view: PassageView, index: int) -> SupportedBy:
         """How well one passage supports one claim, in [0, 1].
@@ -258,7 +261,7 @@ class Verifier:
                 needs_vector.append(text)
                 to_encode.extend(not_quoting)
         claim_vectors = dict(zip(needs_vector, self.vectors.encode(needs_vector), strict=True))
-        encode_views(to_encode)
+        self._encode(to_encode)
         numbering: dict[int, int] = {}  # passage index -> final citation number
         spans: dict[int, Span] = {}
         kept: list[AnswerSentence] = []
@@ -273,7 +276,7 @@ class Verifier:
                 # No cited passage holds it: look for the one that does, across all of them.
                 if vector is None:
                     vector = claim_vectors[text] = self.vectors.encode([text])[0]
-                encode_views(views)
+                self._encode(views)
                 for i, view in enumerate(views):
                     if i not in scores:
                         scores[i] = self.support(text, vector, view, i)
