@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +85,6 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
 
     Stopped with SIGTERM (as an operator would) in the finalizer, whatever the tests did.
     """
-    import subprocess
     import sys
     import time
     import urllib.request
@@ -115,10 +115,15 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=15)
         log.close()
+
+
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
