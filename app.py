@@ -76,7 +76,7 @@ def endpoint_answerer(url: str, model: str) -> LLMAnswerer:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def index_options(data_dir: str, generation: str, chunks: int, _engine: Engine) -> dict[str, list]:
+def index_options(data_dir: str, generation: int, chunks: int, _engine: Engine) -> dict[str, list]:
     """Filter choices, read once per index generation from the stored chunks' metadata."""
     publishers: set[str] = set()
     topics: set[str] = set()
@@ -660,7 +660,7 @@ def main() -> None:
     init_state(engine.settings)
     try:
         status = engine.status()
-        options = index_options(str(engine.settings.data_dir), status.last_indexed, status.chunks, engine)
+        options = index_options(str(engine.settings.data_dir), status.generation, status.chunks, engine)
     except Exception as exc:
         st.error(f"The index could not be read: {one_line(exc)}")
         status, options = None, {"publishers": [], "topics": [], "sources": [], "years": []}

@@ -18,6 +18,9 @@ class IndexStatus:
     dimension: int
     chunker: str
     last_indexed: str
+    # Changes with every change to the indexed content (published in the store, so a change made
+    # by another instance sharing a Chroma server shows too); `last_indexed` has only seconds.
+    generation: int
     size_bytes: int
     data_dir: str
     store: str
@@ -35,6 +38,7 @@ def index_status(settings: Settings, store: ChunkStore) -> IndexStatus:
     try:
         files = manifest.files()
         last = manifest.get_meta("last_indexed")
+        local_generation = manifest.generation()
     finally:
         manifest.close()
     return IndexStatus(
@@ -44,6 +48,7 @@ def index_status(settings: Settings, store: ChunkStore) -> IndexStatus:
         dimension=store.identity.dimension,
         chunker=store.identity.chunker,
         last_indexed=last,
+        generation=store.published_generation() or local_generation,
         size_bytes=folder_size(settings.data_dir),
         data_dir=str(settings.data_dir),
         store=settings.chroma_url or "embedded",

@@ -434,6 +434,26 @@ def test_app_reindex_reports_changes(app_env):
     assert "Test Publisher" not in at.multiselect(key="f_publishers").options
 
 
+def test_app_filters_follow_an_edit_within_the_same_second(app_env, monkeypatch):
+    # Two reindexes inside one second, leaving the same number of chunks: the sidebar's filter choices
+    # must still follow the content (they were once cached by time-to-the-second and chunk count).
+    monkeypatch.setattr("index.indexer.now_iso", lambda: "2026-01-01T00:00:00+00:00")
+    at = new_app()
+    note = write_note(app_env.sources_dir, "desk-note.md", "Desk note", "Lithography desks met.",
+                      publisher="Alpha Desk", date="2021-03-01")
+    at.button(key="reindex").click().run()
+    assert "Alpha Desk" in at.multiselect(key="f_publishers").options
+    write_note(app_env.sources_dir, "desk-note.md", "Desk note", "Lithography desks met.",
+               publisher="Beta Desk", date="2021-03-01")
+    at.button(key="reindex").click().run()
+    assert "1 updated" in " ".join(plain(s.value) for s in at.sidebar.success)
+    options = at.multiselect(key="f_publishers").options
+    assert "Beta Desk" in options and "Alpha Desk" not in options
+    note.unlink()
+    at.button(key="reindex").click().run()
+    assert "Beta Desk" not in at.multiselect(key="f_publishers").options
+
+
 def test_app_upload_with_hostile_name(app_env):
     sources = app_env.sources_dir
     body = (
