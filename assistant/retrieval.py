@@ -130,7 +130,7 @@ class Retriever:
     def _load_or_rebuild(self, generation: int) -> LexicalIndex:
         root = self.settings.lexical_dir
         if LexicalIndex.saved_generation(root) == generation:
-            loaded = LexicalIndex.load(root)
+            loaded = LexicalIndex.load(root, reuse=self._lexical)  # segments held already are not read again
             if loaded is not None and loaded.generation == generation:
                 return loaded
         started = time.perf_counter()

@@ -216,6 +216,7 @@ class Indexer:
                     manifest.clear()
                 else:
                     store = ChunkStore(client, self.settings.collection, self.identity, self.embedder)
+                before = manifest.generation()
                 self._sync(store, manifest, roots, report, progress)
                 generation = manifest.generation()
                 # Published only now that every chunk of the run is stored, so an instance that
@@ -226,7 +227,9 @@ class Indexer:
                     manifest.set_meta("published_generation", str(generation))
                 saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
                 if report.changed or rebuild or saved != generation:
-                    self._lexical_index(store, manifest, generation).save(self.settings.lexical_dir)
+                    incremental = not rebuild and saved == before
+                    lexical = self._lexical_index(store, manifest, generation, report if incremental else None)
+                    lexical.save(self.settings.lexical_dir)
                 manifest.set_meta("last_indexed", now_iso())
                 report.chunks_total = store.count()
             finally:
@@ -234,10 +237,20 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _lexical_index(self, store: ChunkStore, manifest: Manifest, generation: int) -> LexicalIndex:
+    def _lexical_index(self, store: ChunkStore, manifest: Manifest, generation: int,
+                       changes: IndexReport | None) -> LexicalIndex:
+        """The BM25 index for ``generation``: the saved one updated with ``changes`` where it can be."""
         if self.settings.chroma_url:
             # A shared server may hold chunks that other data dirs indexed; only it knows them all.
             return LexicalIndex.from_chunks(store.all_chunks(), generation)
+        previous = LexicalIndex.load(self.settings.lexical_dir) if changes is not None else None
+        if previous is not None and changes is not None:
+            touched = [*changes.added, *changes.updated, *changes.removed, *changes.repaired]
+            updated = previous.replaced(touched, manifest.lexical_rows(touched), generation)
+            if len(updated) == manifest.lexical_count():
+                return updated
+            log.warning("The saved BM25 index did not match the manifest (%d vs %d chunks): rebuilding it.",
+                        len(updated), manifest.lexical_count())
         return LexicalIndex.build(manifest.lexical_rows(), generation)
 
     def _sync(self, store: ChunkStore, manifest: Manifest, roots: list[Path], report: IndexReport,

@@ -115,11 +115,24 @@ class Manifest:
         """Content unchanged but the file was touched: remember the new stat to skip hashing next time."""
         self._db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
-    def lexical_rows(self) -> Iterator[LexicalRow]:
-        for chunk_id, path, tokens, filters in self._db.execute(
-            "SELECT chunk_id, path, tokens, filters FROM lexical ORDER BY chunk_id"
-        ):
-            yield LexicalRow(chunk_id, path, tokens.split(" ") if tokens else [], json.loads(filters))
+    def lexical_rows(self, paths: Iterable[str] | None = None) -> Iterator[LexicalRow]:
+        """The BM25 rows of every chunk, or of the chunks of ``paths``, in chunk id order."""
+        select = "SELECT chunk_id, path, tokens, filters FROM lexical"
+        if paths is None:
+            batches = [(f"{select} ORDER BY chunk_id", ())]
+        else:
+            wanted = sorted(set(paths))
+            # In batches: SQLite caps the number of parameters in one statement.
+            batches = [
+                (f"{select} WHERE path IN ({','.join('?' * len(part))}) ORDER BY chunk_id", tuple(part))
+                for part in (wanted[i:i + 500] for i in range(0, len(wanted), 500))
+            ]
+        for query, args in batches:
+            for chunk_id, path, tokens, filters in self._db.execute(query, args):
+                yield LexicalRow(chunk_id, path, tokens.split(" ") if tokens else [], json.loads(filters))
+
+    def lexical_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM lexical").fetchone()[0]
 
     def clear(self) -> None:
         with self._transaction():

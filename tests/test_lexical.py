@@ -1,0 +1,150 @@
+"""The BM25 index: updated in place by a reindex, it must rank exactly as one built from scratch."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from conftest import write_note
+
+from index.filters import Filters
+from index.indexer import Indexer
+from index.lexical import MAX_SEGMENTS, LexicalIndex, Segment, chunk_filters, tokenize
+from index.manifest import LexicalRow, Manifest
+
+WORDS = ["lithography", "wafer", "subsidy", "tariff", "export", "control", "fab", "memory", "foundry",
+         "sanction", "talent", "patent", "yuan", "gallium", "germanium", "rare", "earth", "scanner", "node",
+         "yield", "capacity"]
+QUERIES = ["lithography scanner exports", "memory fab subsidy", "gallium germanium export control",
+           "rare earth tariff", "foundry yield at the 7nm node", "talent and patents"]
+
+
+def _row(source: str, n: int, rng: random.Random) -> LexicalRow:
+    text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
+    if rng.random() < 0.2:
+        text += f" unique{source.split('.')[0]}"
+    publisher = rng.choice(["Reuters", "CSET", "Xinhua"])
+    return LexicalRow(f"{source}:{n}", source, tokenize(text), chunk_filters(source, publisher, ["chips"], 20210101))
+
+
+def _corpus(rng: random.Random, sources: list[str]) -> dict[str, list[LexicalRow]]:
+    return {s: [_row(s, n, rng) for n in range(rng.randint(1, 6))] for s in sources}
+
+
+def _all(rows: dict[str, list[LexicalRow]]) -> list[LexicalRow]:
+    return sorted((r for part in rows.values() for r in part), key=lambda r: r.chunk_id)
+
+
+def _same_rankings(updated: LexicalIndex, rebuilt: LexicalIndex) -> None:
+    assert updated.ids == rebuilt.ids and len(updated) == len(rebuilt)
+    for query in [*QUERIES, *(f"unique{n}" for n in range(60))]:
+        for filters in (None, Filters(publishers=("CSET",))):
+            got, want = updated.search(query, 10, filters), rebuilt.search(query, 10, filters)
+            assert [i for i, _ in got] == [i for i, _ in want], query
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-9), query
+
+
+def test_updates_in_place_rank_exactly_as_a_rebuild(tmp_path):
+    rng = random.Random(7)
+    rows = _corpus(rng, [f"{n}.md" for n in range(40)])
+    index = LexicalIndex.build(_all(rows), 1)
+    saw_merge = saw_segments = False
+    for generation in range(2, 30):
+        touched = rng.sample(sorted(rows), 3)
+        for source in touched:
+            if rng.random() < 0.3:
+                del rows[source]  # a deleted file
+            else:
+                rows[source] = [_row(source, n, rng) for n in range(rng.randint(1, 6))]  # a changed file
+        new = f"{generation + 100}.md"
+        rows[new] = [_row(new, 0, rng)]  # and a new one
+        changes = [*touched, new]
+        index = index.replaced(changes, (r for s in changes for r in rows.get(s, [])), generation)
+        saw_segments |= len(index.segments) > 2
+        saw_merge |= len(index.segments) == 1
+        assert len(index.segments) <= MAX_SEGMENTS
+        _same_rankings(index, LexicalIndex.build(_all(rows), generation))
+        # A reader of the saved index sees the same thing.
+        index.save(tmp_path / "bm25")
+        loaded = LexicalIndex.load(tmp_path / "bm25", reuse=index)
+        assert loaded is not None and loaded.generation == generation
+        _same_rankings(loaded, index)
+    assert saw_segments and saw_merge
+
+
+def test_a_term_only_deleted_chunks_had_is_unknown():
+    rng = random.Random(3)
+    rows = _corpus(rng, ["a.md", "b.md"])
+    rows["zeph.md"] = [LexicalRow("zeph.md:0", "zeph.md", tokenize("The Zephyrine consortium"),
+                                  chunk_filters("zeph.md", "", [], 0))]
+    index = LexicalIndex.build(_all(rows), 1)
+    assert index.knows(tokenize("Zephyrine")[0]) and index.search("Zephyrine", 5)[0][0] == "zeph.md:0"
+    after = index.replaced(["zeph.md"], [], 2)
+    assert not after.knows(tokenize("Zephyrine")[0]) and after.search("Zephyrine", 5) == []
+    assert "zeph.md" not in after.sources() and len(after) == len(index) - 1
+
+
+def test_merge_keeps_only_live_rows_and_terms():
+    rng = random.Random(5)
+    rows = _corpus(rng, [f"{n}.md" for n in range(10)])
+    index = LexicalIndex.build(_all(rows), 1).replaced(["0.md", "1.md"], [], 2)
+    merged = Segment.merged(list(zip(index.segments, [~d for d in index.deleted], strict=True)))
+    assert sorted(merged.ids) == index.ids
+    assert merged.indptr[-1] == len(merged.rows) and all(merged.indptr[1:] > merged.indptr[:-1])
+
+
+def test_saved_index_is_read_back_and_old_segments_are_cleared(tmp_path, monkeypatch):
+    rng = random.Random(11)
+    rows = _corpus(rng, [f"{n}.md" for n in range(12)])
+    root = tmp_path / "bm25"
+    first = LexicalIndex.build(_all(rows), 1)
+    first.save(root)
+    assert LexicalIndex.saved_generation(root) == 1
+    rows["0.md"] = [_row("0.md", 0, rng)]
+    second = first.replaced(["0.md"], rows["0.md"], 2)
+    second.save(root)
+    # The first segment is still used (with rows deleted); nothing is written twice.
+    assert sorted(p.name for p in (root / "segments").iterdir()) == sorted(s.name for s in second.segments)
+    assert [p.name for p in root.glob("g*")] == ["g2"]
+    # A merged index no longer needs the old segments; once they are old enough, a save removes them.
+    monkeypatch.setattr("index.lexical.MAX_DELETED", 0.0)
+    third = second.replaced(["1.md"], [], 3)
+    assert len(third.segments) == 1
+    monkeypatch.setattr("index.lexical.time.time", lambda: 4e9)
+    third.save(root)
+    assert [p.name for p in (root / "segments").iterdir()] == [third.segments[0].name]
+    # An index saved by the previous format (or damaged) reads as none: the caller rebuilds it.
+    (root / "g3" / "state.json").write_text("{")
+    assert LexicalIndex.load(root) is None
+
+
+def test_reindex_updates_the_saved_index_instead_of_rebuilding(make_settings, embedder, monkeypatch):
+    settings = make_settings()
+    notes = [write_note(settings.sources_dir, f"note-{i}.md", f"Note {i}", f"Foundry note {i} on wafer yield.")
+             for i in range(12)]
+    indexer = Indexer(settings, embedder)
+    assert indexer.run().ok
+    first = LexicalIndex.load(settings.lexical_dir)
+    assert first is not None and len(first.segments) == 1
+
+    built = []
+    monkeypatch.setattr(LexicalIndex, "build", classmethod(lambda cls, rows, generation: built.append(1)))
+    notes[1].write_text(notes[1].read_text().replace("wafer yield", "Quorvex scanners"))
+    notes[2].unlink()
+    report = indexer.run()
+    assert report.updated == ["note-1.md"] and report.removed == ["note-2.md"]
+    assert not built, "one changed file must not rebuild BM25 from every chunk"
+    monkeypatch.undo()
+
+    updated = LexicalIndex.load(settings.lexical_dir)
+    assert updated is not None and len(updated.segments) == 2
+    assert updated.generation == LexicalIndex.saved_generation(settings.lexical_dir)
+    manifest = Manifest(settings.manifest_path)
+    try:
+        rows = list(manifest.lexical_rows())
+    finally:
+        manifest.close()
+    _same_rankings(updated, LexicalIndex.build(rows, updated.generation))
+    hits = {i for i, _ in updated.search("Quorvex scanners", 5)}
+    assert hits and hits <= {r.chunk_id for r in rows if r.path == "note-1.md"}
+    assert updated.sources() == {f"note-{i}.md" for i in range(12)} - {"note-2.md"}
