@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,13 +89,27 @@ MAX_DELETED = 0.25
 """Merge every segment into one when there are more than this many, or this share of rows is deleted."""
 
 
+class Fields(NamedTuple):
+    """What filters look at. The chunks of one source share them, so a segment keeps each once."""
+
+    source: str
+    publisher: str
+    topics: frozenset[str]
+    date: int
+
+    @classmethod
+    def of(cls, filters: dict) -> Fields:
+        return cls(filters["source"], filters["publisher"], frozenset(filters["topics"]), filters["date"])
+
+
 @dataclass(frozen=True, eq=False)
 class Segment:
     """Term frequencies of a batch of chunks, in compressed sparse columns: one column per term."""
 
     name: str
     ids: list[str]
-    fields: list[dict]
+    fields: list[Fields]  # distinct ones; fields_of[row] indexes this list
+    fields_of: np.ndarray
     vocab: dict[str, int]
     indptr: np.ndarray  # postings of term column j: rows[indptr[j]:indptr[j + 1]]
     rows: np.ndarray
@@ -104,13 +119,14 @@ class Segment:
     @classmethod
     def from_rows(cls, rows: Iterable[LexicalRow]) -> Segment:
         ids: list[str] = []
-        fields: list[dict] = []
+        fields: dict[Fields, int] = {}
+        fields_of: list[int] = []
         vocab: dict[str, int] = {}
         term_ids: list[int] = []
         lengths: list[int] = []
         for row in rows:
             ids.append(row.chunk_id)
-            fields.append(row.filters)
+            fields_of.append(fields.setdefault(Fields.of(row.filters), len(fields)))
             lengths.append(len(row.tokens))
             term_ids.extend(vocab.setdefault(token, len(vocab)) for token in row.tokens)
         row_of = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
@@ -118,22 +134,24 @@ class Segment:
         keys, tfs = np.unique(row_of * max(len(vocab), 1) + np.asarray(term_ids, dtype=np.int64),
                               return_counts=True)
         width = max(len(vocab), 1)
-        return cls._from_postings(ids, fields, list(vocab), keys % width, keys // width, tfs,
-                                  np.asarray(lengths, dtype=np.int64))
+        return cls._from_postings(ids, list(fields), np.asarray(fields_of, dtype=np.int64), list(vocab),
+                                  keys % width, keys // width, tfs, np.asarray(lengths, dtype=np.int64))
 
     @classmethod
     def merged(cls, parts: list[tuple[Segment, np.ndarray]]) -> Segment:
         """One segment holding the live rows (``live`` masks) of ``parts``, built from their postings."""
         vocab: dict[str, int] = {}
         ids: list[str] = []
-        fields: list[dict] = []
-        terms, rows, tfs, lengths = [], [], [], []
+        fields: dict[Fields, int] = {}
+        terms, rows, tfs, lengths, fields_of = [], [], [], [], []
         for segment, live in parts:
             keep = np.flatnonzero(live)
             new_row = np.full(len(segment.ids), -1, dtype=np.int64)
             new_row[keep] = np.arange(len(ids), len(ids) + len(keep))
             ids.extend(segment.ids[i] for i in keep)
-            fields.extend(segment.fields[i] for i in keep)
+            new_fields = np.fromiter((fields.setdefault(f, len(fields)) for f in segment.fields), dtype=np.int64,
+                                     count=len(segment.fields))
+            fields_of.append(new_fields[segment.fields_of[keep]])
             lengths.append(segment.lengths[keep])
             new_term = np.fromiter((vocab.setdefault(t, len(vocab)) for t in segment.vocab), dtype=np.int64,
                                    count=len(segment.vocab))
@@ -147,38 +165,34 @@ class Segment:
         def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
             return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
 
-        return cls._from_postings(ids, fields, list(vocab), joined(terms, np.int64), joined(rows, np.int64),
-                                  joined(tfs, np.int64), joined(lengths, np.int64))
+        return cls._from_postings(ids, list(fields), joined(fields_of, np.int64), list(vocab),
+                                  joined(terms, np.int64), joined(rows, np.int64), joined(tfs, np.int64),
+                                  joined(lengths, np.int64))
 
     @classmethod
-    def _from_postings(cls, ids: list[str], fields: list[dict], terms: list[str], term_of: np.ndarray,
-                       row_of: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> Segment:
+    def _from_postings(cls, ids: list[str], fields: list[Fields], fields_of: np.ndarray, terms: list[str],
+                       term_of: np.ndarray, row_of: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> Segment:
         counts = np.bincount(term_of, minlength=len(terms))
         used = np.flatnonzero(counts)  # a merge drops the terms only deleted rows had
         order = np.lexsort((row_of, term_of))
         indptr = np.zeros(len(used) + 1, dtype=np.int64)
         np.cumsum(counts[used], out=indptr[1:])
         return cls(
-            name=f"s{uuid.uuid4().hex}", ids=ids, fields=fields,
+            name=f"s{uuid.uuid4().hex}", ids=ids, fields=fields, fields_of=fields_of.astype(np.int32),
             vocab={terms[j]: n for n, j in enumerate(used)}, indptr=indptr,
             rows=row_of[order].astype(np.int32), tfs=tfs[order].astype(np.float32),
             lengths=lengths.astype(np.float32),
         )
 
-    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-        column = self.vocab.get(term)
-        if column is None:
-            return None
-        span = slice(self.indptr[column], self.indptr[column + 1])
-        return self.rows[span], self.tfs[span]
-
     def save(self, folder: Path) -> None:
         """Written once under a temporary name and renamed into place: never seen half written."""
         staging = folder.parent / f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         staging.mkdir(parents=True)
-        np.savez(staging / "postings.npz", indptr=self.indptr, rows=self.rows, tfs=self.tfs, lengths=self.lengths)
+        np.savez(staging / "postings.npz", indptr=self.indptr, rows=self.rows, tfs=self.tfs, lengths=self.lengths,
+                 fields_of=self.fields_of)
         (staging / "terms.json").write_text(json.dumps(list(self.vocab)))
-        (staging / "chunks.json").write_text(json.dumps({"ids": self.ids, "fields": self.fields}))
+        fields = [[f.source, f.publisher, sorted(f.topics), f.date] for f in self.fields]
+        (staging / "chunks.json").write_text(json.dumps({"ids": self.ids, "fields": fields}))
         try:
             os.replace(staging, folder)
         except OSError:
@@ -189,10 +203,12 @@ class Segment:
     @classmethod
     def load(cls, folder: Path) -> Segment:
         with np.load(folder / "postings.npz") as arrays:
-            postings = {key: arrays[key] for key in ("indptr", "rows", "tfs", "lengths")}
+            postings = {key: arrays[key] for key in ("indptr", "rows", "tfs", "lengths", "fields_of")}
         terms = json.loads((folder / "terms.json").read_text())
         chunks = json.loads((folder / "chunks.json").read_text())
-        return cls(name=folder.name, ids=chunks["ids"], fields=chunks["fields"],
+        fields = [Fields(source, publisher, frozenset(topics), date)
+                  for source, publisher, topics, date in chunks["fields"]]
+        return cls(name=folder.name, ids=chunks["ids"], fields=fields,
                    vocab={t: n for n, t in enumerate(terms)}, **postings)
 
 
@@ -205,12 +221,20 @@ class LexicalIndex:
         self.generation = generation
         self._starts = np.cumsum([0, *(len(s.ids) for s in segments)])
         self._ids = [i for s in segments for i in s.ids]
-        self._fields = [f for s in segments for f in s.fields]
         self._live = np.concatenate([~d for d in deleted]) if segments else np.zeros(0, dtype=bool)
-        self._lengths = np.concatenate([s.lengths for s in segments]) if segments else np.zeros(0, np.float32)
         self._count = int(self._live.sum())
         # Lengths are whole numbers: the float64 sum is exact, so every build order gives the same average.
-        self._avg_length = float(self._lengths[self._live].astype(np.float64).sum()) / max(self._count, 1)
+        live_length = sum(float(s.lengths[~d].astype(np.float64).sum()) for s, d in zip(segments, deleted, strict=True))
+        self._avg_length = live_length / max(self._count, 1)
+        # Each posting's term-frequency part of the score depends only on global figures fixed for
+        # this index's life, so it is worked out once here, not on every query.
+        self._weights = [self._tf_weights(s) for s in segments]
+        self._masks: dict[Filters, np.ndarray] = {}
+
+    def _tf_weights(self, segment: Segment) -> np.ndarray:
+        tfs = segment.tfs.astype(np.float64)
+        norm = K1 * ((1 - B) + B * segment.lengths[segment.rows].astype(np.float64) / self._avg_length)
+        return (tfs / (norm + tfs)).astype(np.float32)
 
     @classmethod
     def build(cls, rows: Iterable[LexicalRow], generation: int) -> LexicalIndex:
@@ -231,7 +255,7 @@ class LexicalIndex:
         """This index with every row of ``sources`` deleted and ``rows`` added as a new segment."""
         sources = set(sources)
         deleted = [
-            d | np.fromiter((f["source"] in sources for f in s.fields), dtype=bool, count=len(s.ids))
+            d | np.fromiter((f.source in sources for f in s.fields), dtype=bool, count=len(s.fields))[s.fields_of]
             for s, d in zip(self.segments, self.deleted, strict=True)
         ]
         segments = list(self.segments)
@@ -256,25 +280,31 @@ class LexicalIndex:
 
     def sources(self) -> set[str]:
         """The sources that have chunks in the index."""
-        return {f["source"] for f, live in zip(self._fields, self._live, strict=True) if live}
+        return {s.fields[code].source for s, d in zip(self.segments, self.deleted, strict=True)
+                for code in np.unique(s.fields_of[~d]).tolist()}
 
     def knows(self, term: str) -> bool:
         """Whether a (tokenized) term occurs anywhere in the indexed chunks."""
         return self._postings(term)[0].size > 0
 
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (numbered across segments) of the live chunks that contain ``term``, and its counts there."""
-        rows, tfs = [], []
-        for start, segment in zip(self._starts, self.segments, strict=False):
-            found = segment.postings(term)
-            if found is not None:
-                rows.append(found[0] + start)
-                tfs.append(found[1])
+        """Rows (numbered across segments) of the live chunks that contain ``term``, and their weights."""
+        rows, weights = [], []
+        for start, segment, deleted, weight in zip(self._starts, self.segments, self.deleted, self._weights,
+                                                   strict=False):
+            column = segment.vocab.get(term)
+            if column is None:
+                continue
+            span = slice(segment.indptr[column], segment.indptr[column + 1])
+            found, found_weight = segment.rows[span], weight[span]
+            if deleted.any():
+                live = ~deleted[found]
+                found, found_weight = found[live], found_weight[live]
+            rows.append(found + start)
+            weights.append(found_weight)
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        row, tf = np.concatenate(rows), np.concatenate(tfs)
-        live = self._live[row]
-        return row[live], tf[live]
+        return (rows[0], weights[0]) if len(rows) == 1 else (np.concatenate(rows), np.concatenate(weights))
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Top ``k`` chunk ids by BM25 score (only chunks passing ``filters``; zero scores dropped)."""
@@ -282,12 +312,11 @@ class LexicalIndex:
             return []
         scores = np.zeros(len(self._ids), dtype=np.float64)
         for term, times in Counter(tokenize(query)).items():
-            rows, tfs = self._postings(term)
+            rows, weights = self._postings(term)
             if not rows.size:
                 continue
             idf = math.log(1 + (self._count - rows.size + 0.5) / (rows.size + 0.5))
-            norm = K1 * ((1 - B) + B * self._lengths[rows] / self._avg_length)
-            scores[rows] += times * idf * (tfs / (norm + tfs))
+            scores[rows] += (times * idf) * weights
         if filters is not None and not filters.is_empty():
             scores *= self._mask(filters)
         hits = np.flatnonzero(scores > 0)
@@ -299,10 +328,18 @@ class LexicalIndex:
         return [(self._ids[r], float(scores[r])) for r in ranked]
 
     def _mask(self, filters: Filters) -> np.ndarray:
-        return np.fromiter(
-            (filters.matches(f["source"], f["publisher"], frozenset(f["topics"]), f["date"]) for f in self._fields),
-            dtype=np.float64, count=len(self._fields),
-        )
+        mask = self._masks.get(filters)
+        if mask is None:
+            # One test per distinct set of fields (about one per source), spread to the rows that share it.
+            mask = np.concatenate([
+                np.fromiter((filters.matches(*f) for f in s.fields), dtype=np.float64,
+                            count=len(s.fields))[s.fields_of]
+                for s in self.segments
+            ])
+            if len(self._masks) >= 16:  # a chat session reuses a few; never grow without bound
+                self._masks.clear()  # (one call: safe beside query threads reading it)
+            self._masks[filters] = mask
+        return mask
 
     # Persistence: segments under segments/, written once each; a generation is a folder g{N}
     # holding state.json (its segments and their deleted rows); CURRENT names the live one.
