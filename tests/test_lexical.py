@@ -113,9 +113,18 @@ def test_saved_index_is_read_back_and_old_segments_are_cleared(tmp_path, monkeyp
     monkeypatch.setattr("index.lexical.time.time", lambda: 4e9)
     third.save(root)
     assert [p.name for p in (root / "segments").iterdir()] == [third.segments[0].name]
-    # An index saved by the previous format (or damaged) reads as none: the caller rebuilds it.
+    # A damaged index, or one saved by the previous format (bm25s files), reads as none: the caller
+    # rebuilds it, and the rebuilt one saves over it.
     (root / "g3" / "state.json").write_text("{")
     assert LexicalIndex.load(root) is None
+    old = tmp_path / "old"
+    (old / "g5").mkdir(parents=True)
+    (old / "g5" / "chunks.json").write_text('{"ids": [], "fields": []}')
+    (old / "CURRENT").write_text("g5")
+    assert LexicalIndex.saved_generation(old) == 5 and LexicalIndex.load(old) is None
+    LexicalIndex.build(_all(rows), 5).save(old)
+    again = LexicalIndex.load(old)
+    assert again is not None and again.ids == sorted(r.chunk_id for r in _all(rows))
 
 
 def test_reindex_updates_the_saved_index_instead_of_rebuilding(make_settings, embedder, monkeypatch):
