@@ -373,7 +373,9 @@ class LexicalIndex:
         for old in root.glob("g*"):
             if old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
-        _remove_unused_segments(segments_dir, {s.name for s in self.segments})
+        # The generation folder may be another writer's (see above): keep what its state names too.
+        used = {s.name for s in self.segments} | _named_segments(folder / "state.json")
+        _remove_unused_segments(segments_dir, used)
         _remove_orphans(root)
         _remove_orphans(segments_dir)
 
@@ -407,6 +409,13 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError, IndexError):
             return None
         return cls(segments, deleted, generation)
+
+
+def _named_segments(state: Path) -> set[str]:
+    try:
+        return {entry["name"] for entry in json.loads(state.read_text())["segments"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def _remove_unused_segments(segments_dir: Path, used: set[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from conftest import write_note
@@ -157,3 +158,27 @@ def test_reindex_updates_the_saved_index_instead_of_rebuilding(make_settings, em
     hits = {i for i, _ in updated.search("Quorvex scanners", 5)}
     assert hits and hits <= {r.chunk_id for r in rows if r.path == "note-1.md"}
     assert updated.sources() == {f"note-{i}.md" for i in range(12)} - {"note-2.md"}
+
+
+def test_a_writer_that_loses_the_race_keeps_the_winners_segments(tmp_path, monkeypatch):
+    # Two writers save one generation (the indexer, and a query thread that rebuilt from the store).
+    # The loser's rename finds the winner's folder in place; its clean-up must not delete the segments
+    # that folder names. The race is forced: the loser's removal of the folder is skipped.
+    import shutil
+
+    rng = random.Random(1)
+    rows = _corpus(rng, [f"{n}.md" for n in range(10)])
+    root = tmp_path / "bm25"
+    winner, loser = LexicalIndex.build(_all(rows), 7), LexicalIndex.build(_all(rows), 7)
+    winner.save(root)
+    rmtree = shutil.rmtree
+
+    def rmtree_but_the_winners(path, ignore_errors=False):
+        if Path(path).name != "g7":
+            rmtree(path, ignore_errors)
+
+    monkeypatch.setattr("index.lexical.shutil.rmtree", rmtree_but_the_winners)
+    monkeypatch.setattr("index.lexical.time.time", lambda: 4e9)  # every segment is old enough to remove
+    loser.save(root)
+    loaded = LexicalIndex.load(root)
+    assert loaded is not None and loaded.ids == winner.ids
