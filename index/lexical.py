@@ -131,9 +131,8 @@ class Segment:
             term_ids.extend(vocab.setdefault(token, len(vocab)) for token in row.tokens)
         row_of = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
         # One (row, term) key per token; counting equal keys gives the term frequencies.
-        keys, tfs = np.unique(row_of * max(len(vocab), 1) + np.asarray(term_ids, dtype=np.int64),
-                              return_counts=True)
         width = max(len(vocab), 1)
+        keys, tfs = np.unique(row_of * width + np.asarray(term_ids, dtype=np.int64), return_counts=True)
         return cls._from_postings(ids, list(fields), np.asarray(fields_of, dtype=np.int64), list(vocab),
                                   keys % width, keys // width, tfs, np.asarray(lengths, dtype=np.int64))
 
@@ -229,6 +228,7 @@ class LexicalIndex:
         # Each posting's term-frequency part of the score depends only on global figures fixed for
         # this index's life, so it is worked out once here, not on every query.
         self._weights = [self._tf_weights(s) for s in segments]
+        self._pruned = [bool(d.any()) for d in deleted]
         self._masks: dict[Filters, np.ndarray] = {}
 
     def _tf_weights(self, segment: Segment) -> np.ndarray:
@@ -290,14 +290,14 @@ class LexicalIndex:
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows (numbered across segments) of the live chunks that contain ``term``, and their weights."""
         rows, weights = [], []
-        for start, segment, deleted, weight in zip(self._starts, self.segments, self.deleted, self._weights,
-                                                   strict=False):
+        for start, segment, deleted, pruned, weight in zip(self._starts, self.segments, self.deleted, self._pruned,
+                                                           self._weights, strict=False):
             column = segment.vocab.get(term)
             if column is None:
                 continue
             span = slice(segment.indptr[column], segment.indptr[column + 1])
             found, found_weight = segment.rows[span], weight[span]
-            if deleted.any():
+            if pruned:
                 live = ~deleted[found]
                 found, found_weight = found[live], found_weight[live]
             rows.append(found + start)
