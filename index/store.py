@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -159,6 +160,14 @@ def is_damaged_vector_index(exc: BaseException) -> bool:
     return any(words in text for words in _DAMAGED_WORDS)
 
 
+_READ_ATTEMPTS = 3
+
+
+def is_transient_read_error(exc: BaseException) -> bool:
+    """Whether Chroma failed a read only because a concurrent write removed what it was reading."""
+    return "error finding id" in str(exc).lower()
+
+
 class ChunkStore:
     """Chunks and their vectors in one Chroma collection.
 
@@ -240,16 +249,26 @@ class ChunkStore:
         self.collection.modify(metadata={**current, _GENERATION_KEY: int(generation)})
 
     def _read(self, operation: Callable[[Any], _T]) -> _T:
-        """Run a read on the collection; once more on a fresh handle if it was rebuilt under us."""
-        from chromadb.errors import NotFoundError
+        """Run a read on the collection: again if a concurrent write tripped it, anew if it was rebuilt."""
+        from chromadb.errors import InternalError, NotFoundError
 
-        try:
-            return operation(self.collection)
-        except NotFoundError:
-            # Another instance ran `index --rebuild` on the shared server: the collection this
-            # handle names is gone and a new one with the same name replaced it.
-            self._attach()
-            return operation(self.collection)
+        attempts = 0
+        while True:
+            try:
+                return operation(self.collection)
+            except NotFoundError:
+                # Another instance ran `index --rebuild` on the shared server: the collection this
+                # handle names is gone and a new one with the same name replaced it.
+                self._attach()
+                return operation(self.collection)
+            except InternalError as exc:
+                # A query that meets a delete in flight can find an id in the vector index whose
+                # record is already gone (seen once in about 700 queries asked during reindexing
+                # on a server). Another attempt a moment later sees the settled state.
+                attempts += 1
+                if not is_transient_read_error(exc) or attempts >= _READ_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempts)
 
     def count(self) -> int:
         return self._read(lambda collection: collection.count())
