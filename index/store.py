@@ -171,8 +171,9 @@ def is_transient_read_error(exc: BaseException) -> bool:
 class ChunkStore:
     """Chunks and their vectors in one Chroma collection.
 
-    Writes go through the Chroma collection with vectors we computed (so the embedder sees
-    each chunk's heading context); reads go through ``langchain_chroma.Chroma``.
+    Writes and reads go through the Chroma collection with vectors we computed (so the embedder
+    sees each chunk's heading context; a search asks for ids only). The collection is opened as a
+    ``langchain_chroma.Chroma`` store, kept as ``self.langchain`` for LangChain code that wants one.
     """
 
     def __init__(self, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> None:
