@@ -243,14 +243,14 @@ class Indexer:
         if self.settings.chroma_url:
             # A shared server may hold chunks that other data dirs indexed; only it knows them all.
             return LexicalIndex.from_chunks(store.all_chunks(), generation)
-        previous = LexicalIndex.load(self.settings.lexical_dir) if changes is not None else None
-        if previous is not None and changes is not None:
+        if changes is not None and (previous := LexicalIndex.load(self.settings.lexical_dir)) is not None:
             touched = [*changes.added, *changes.updated, *changes.removed, *changes.repaired]
             updated = previous.replaced(touched, manifest.lexical_rows(touched), generation)
-            if len(updated) == manifest.lexical_count():
+            expected = manifest.lexical_count()
+            if len(updated) == expected:
                 return updated
             log.warning("The saved BM25 index did not match the manifest (%d vs %d chunks): rebuilding it.",
-                        len(updated), manifest.lexical_count())
+                        len(updated), expected)
         return LexicalIndex.build(manifest.lexical_rows(), generation)
 
     def _sync(self, store: ChunkStore, manifest: Manifest, roots: list[Path], report: IndexReport,
