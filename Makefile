@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: app test install index lint bench bench-full eval clean
+.PHONY: app test install index lint bench bench-full eval eval-public clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,20 @@ bench-full: install
 
 eval: install
 	$(BIN)/chokepoint eval --set evals/sets/default.jsonl --out evals/out/latest
+
+# The public dev sets (../shared/evaldata): each is indexed into a data dir of its own and written to
+# an output folder of its own (both sets are named set.jsonl). ANSWERER=extractive,llm LIMIT=20 for more.
+EVALDATA ?= ../shared/evaldata
+PUBLIC_SETS ?= hotpotqa-dev clapnq-dev
+ANSWERER ?= extractive
+eval-public: install
+	@for name in $(PUBLIC_SETS); do \
+	  test -f $(EVALDATA)/$$name/set.jsonl || { echo "$(EVALDATA)/$$name/set.jsonl is missing: put the shared eval data beside the project" >&2; exit 2; }; \
+	  export CHOKEPOINT_SOURCES_DIR=$(EVALDATA)/$$name/sources CHOKEPOINT_DATA_DIR=.chokepoint/eval/$$name; \
+	  $(BIN)/chokepoint index > /dev/null && \
+	  $(BIN)/chokepoint eval --set $(EVALDATA)/$$name/set.jsonl --answerer $(ANSWERER) \
+	    $(if $(LIMIT),--limit $(LIMIT)) --out evals/out/$$name || exit $$?; \
+	done
 
 clean:
 	rm -rf .chokepoint .pytest_cache

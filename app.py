@@ -21,7 +21,7 @@ from assistant.answer import Answer, Turn
 from assistant.answerers import Answerer, LLMAnswerer
 from assistant.engine import Engine, chat_model
 from assistant.faults import describe
-from assistant.pipeline import AskOptions, Token
+from assistant.pipeline import AskOptions, Preview, Token
 from assistant.ui import render
 from assistant.ui.chats import ChatStore
 from assistant.ui.serialize import answer_from_dict, answer_to_dict
@@ -258,7 +258,11 @@ def answer_pending(engine: Engine, options: dict[str, list]) -> None:
                 first = next(events)
             draft, shown = "", 0.0
             for event in _chain(first, events):
-                if isinstance(event, Token):
+                if isinstance(event, Preview):
+                    # The extractive answer at once; the LLM's draft replaces it from its first token.
+                    placeholder.markdown(render.draft_markdown(event.answer.text)
+                                         + "\n\n*Quick answer from the passages; the LLM is writing its own…*")
+                elif isinstance(event, Token):
                     draft += event.text
                     if time.monotonic() - shown > 0.05:
                         placeholder.markdown(render.draft_markdown(draft) + " ▌")

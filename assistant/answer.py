@@ -66,6 +66,8 @@ class AnswerSentence:
 @dataclass(frozen=True)
 class Timings:
     retrieval_s: float = 0.0
+    hop_s: float = 0.0
+    """The second retrieval hop (0 when the first hop's passages answered)."""
     generation_s: float = 0.0
     first_token_s: float | None = None
     verification_s: float = 0.0
@@ -90,6 +92,8 @@ class Answer:
     draft: str = field(default="", repr=False)
     """The answerer's raw output before verification (for debugging and evaluation)."""
     timings: Timings = Timings()
+    hop_queries: tuple[str, ...] = ()
+    """What the second retrieval hop searched for (empty when it did not run)."""
 
     def markdown(self) -> str:
         """The answer with a numbered reference list, for copying."""
@@ -124,4 +128,5 @@ class Answer:
                 for p in self.passages
             ],
             "timings": asdict(self.timings),
+            "hop_queries": list(self.hop_queries),
         }

@@ -1,25 +1,36 @@
 """Answerers turn a question and its passages into a draft with [n] markers, streamed.
 
-Two kinds, one interface (``draft``): the extractive answerer picks sentences from the
-passages (no LLM: the offline fallback and the fast mode), the LLM answerer asks any
-OpenAI-compatible chat endpoint. Either draft is then verified by ``assistant.verification``.
+Two kinds, one interface (``draft``): the extractive answerer (``assistant.extractive``) quotes
+the passages' sentences that answer (no LLM: the offline fallback and the fast mode), the LLM
+answerer here asks any OpenAI-compatible chat endpoint. Either draft is then verified by ``assistant.verification``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from typing import Any, Protocol
-
-import numpy as np
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query, is_elliptical, rewrite_prompt
 from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
+from assistant.reader import (
+    DECLINED,
+    MalformedReply,
+    Numbered,
+    ReplyParser,
+    passage_markers,
+    passages_with_sentences,
+    reader_messages,
+    response_format,
+    shortlist,
+)
 from assistant.retrieval import Passage
-from assistant.text import Span, content_words, numbers
-from assistant.verification import Verifier, is_gap_statement
+from assistant.verification import SentenceVectors
+
+log = logging.getLogger(__name__)
 
 
 class Answerer(Protocol):
@@ -29,78 +40,13 @@ class Answerer(Protocol):
         """The question as it should be searched, given the conversation."""
         ...
 
+    def passages_for_prompt(self, query: str, passages: list[Passage]) -> list[Passage]:
+        """The passages the draft's [n] markers number, in order (the ones verified against)."""
+        ...
+
     def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
         """Stream the answer's text; [n] refers to ``passages[n - 1]``."""
         ...
-
-
-class ExtractiveAnswerer:
-    """Answers with the passages' own sentences that best match the question."""
-
-    name = "extractive"
-
-    def __init__(self, verifier: Verifier, max_sentences: int = 3, floor: float = 0.45,
-                 gap_margin: float = 0.12, shortlist: int = 16) -> None:
-        self.verifier = verifier
-        self.max_sentences = max_sentences
-        self.floor = floor
-        self.gap_margin = gap_margin
-        self.shortlist = shortlist
-
-    def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
-        return contextual_query(question, history)
-
-    def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
-        for sentence, n in self.select(question, query, passages):
-            yield f"{clean_sentence(sentence.text)} [{n}]\n"
-
-    def select(self, question: str, query: str, passages: list[Passage]) -> list[tuple[Span, int]]:
-        """Chosen sentences with their passage number, in reading order."""
-        candidates = [(n, span) for n, view in enumerate(self.verifier.views(passages), start=1)
-                      for span in view.spans if _answer_candidate(span.text)]
-        if not candidates:
-            return []
-        # In a follow-up ("and in 2014?") the user's own words say which fact they want now.
-        focus = content_words(question) if question != query else content_words(query)
-        query_words = content_words(query)
-        overlap = [(len(focus & words) / len(focus) if focus else 0.0,
-                    len(query_words & words) / len(query_words) if query_words else 0.0)
-                   for words in (content_words(span.text) for _, span in candidates)]
-        # Embedding every sentence of every passage is what made an answer slow (~10 ms a sentence on
-        # one core): only the sentences sharing most words with the question are embedded and ranked.
-        if len(candidates) > self.shortlist:
-            keep = sorted(range(len(candidates)),
-                          key=lambda i: -(overlap[i][1] + 0.35 * overlap[i][0] - 0.01 * (candidates[i][0] - 1)))
-            keep = sorted(keep[: self.shortlist])
-            candidates = [candidates[i] for i in keep]
-            overlap = [overlap[i] for i in keep]
-        vectors = self.verifier.vectors.encode([span.text for _, span in candidates])
-        query_vector = self.verifier.vectors.encode([query])[0]
-        similarity = vectors @ query_vector
-        scores = np.empty(len(candidates), dtype=np.float32)
-        for i, (n, _) in enumerate(candidates):
-            scores[i] = similarity[i] + 0.35 * overlap[i][0] - 0.01 * (n - 1)
-        order = np.argsort(-scores)
-        gaps = np.array([is_gap_statement(span.text) for _, span in candidates])
-        best_gap = scores[gaps].max(initial=-np.inf)
-        best_fact = scores[~gaps].max(initial=-np.inf)
-        if best_gap >= self.floor and best_gap >= best_fact + self.gap_margin:
-            # The clearly best match says the sources are silent on the point: pass that on, not weaker
-            # neighbours. (A gap statement only a little ahead is often a caveat beside the real answer.)
-            top = int(np.flatnonzero(gaps & (scores == best_gap))[0])
-            return [(candidates[top][1], candidates[top][0])]
-        chosen: list[int] = []
-        for i in order:
-            if scores[i] < self.floor or len(chosen) >= self.max_sentences:
-                break
-            if is_gap_statement(candidates[i][1].text):
-                continue
-            if any(_repeats(candidates[i][1].text, candidates[j][1].text, float(vectors[i] @ vectors[j]))
-                   for j in chosen):
-                continue
-            chosen.append(int(i))
-        chosen.sort(key=lambda i: (candidates[i][0], candidates[i][1].start))
-        return [(candidates[i][1], candidates[i][0]) for i in chosen]
 
 
 class LLMError(RuntimeError):
@@ -151,13 +97,29 @@ def _llm_failure(exc: Exception, chat_model: Any) -> str:
 
 
 class LLMAnswerer:
-    """Asks an OpenAI-compatible chat model (embedded llama.cpp, Ollama, vLLM, OpenAI ...)."""
+    """Asks an OpenAI-compatible chat model (embedded llama.cpp, Ollama, vLLM, OpenAI ...).
+
+    The reader (``assistant.reader``) shows the model the passages' best-matching sentences and asks
+    for a JSON reply through ``response_format``; the answer text streams as it is decoded. An endpoint
+    that rejects ``response_format``, or replies with something other than the JSON asked for, gets
+    the free-text prompt of ``assistant.prompts`` instead: for this question, and (once it has shown
+    it cannot follow the schema) for every later one this answerer asks.
+    """
 
     name = "llm"
 
-    def __init__(self, chat_model: Any, prompt_tokens: int = 900) -> None:
+    def __init__(self, chat_model: Any, prompt_tokens: int = 900, *, vectors: SentenceVectors | None = None,
+                 max_sentences: int = 8, sentence_tokens: int = 260) -> None:
         self.chat_model = chat_model
         self.prompt_tokens = prompt_tokens
+        """Passage text in the free-text prompt (cl100k tokens)."""
+        self.vectors = vectors
+        """The verifier's sentence-vector cache: ranks sentences by meaning, not only shared words."""
+        self.max_sentences = max_sentences
+        self.sentence_tokens = sentence_tokens
+        """Sentence text in the reader's prompt (cl100k tokens)."""
+        self.free_text_because: str | None = None
+        """Why this endpoint gets the free-text prompt (None while it takes ``response_format``)."""
 
     def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
         if not history or not is_elliptical(question):
@@ -171,10 +133,113 @@ class LLMAnswerer:
         return rewritten
 
     def passages_for_prompt(self, query: str, passages: list[Passage]) -> list[Passage]:
-        """The passages the prompt will number, in order (those that fit the token budget)."""
+        """The passages the prompt will number, in order: those that supplied a shortlisted sentence
+        (or, in free text, those that fit the token budget)."""
+        if self.free_text_because is None:
+            numbered = self._shortlist(query, passages)
+            if numbered:
+                return passages_with_sentences(passages, numbered)
         return [excerpt.passage for excerpt in excerpts(query, passages, self.prompt_tokens)]
 
+    def prompt(self, query: str, passages: list[Passage]) -> list[tuple[str, str]]:
+        """The messages a draft over ``passages`` sends first (for measuring the prompt)."""
+        numbered = self._shortlist(query, passages) if self.free_text_because is None else []
+        if numbered:
+            return reader_messages(query, numbered)
+        return [("system", SYSTEM_PROMPT), ("user", user_prompt(query, excerpts(query, passages, self.prompt_tokens)))]
+
     def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
+        if self.free_text_because is None:
+            numbered = self._shortlist(query, passages)
+            if numbered:
+                finished = yield from self._read(query, numbered)
+                if finished:
+                    return
+        yield from self._free_text(query, passages)
+
+    def _shortlist(self, query: str, passages: list[Passage]) -> list[Numbered]:
+        return shortlist(query, passages, self.vectors, max_sentences=self.max_sentences,
+                         budget_tokens=self.sentence_tokens)
+
+    def _read(self, query: str, numbered: list[Numbered]) -> Generator[str, None, bool]:
+        """Stream the reader's answer text, then its passage markers; False when free text must take over.
+
+        Free text takes over only while nothing has been shown: once answer text went out, a reply
+        that breaks off ends the draft there, and the verifier checks what was shown.
+        """
+        import openai
+
+        parser = ReplyParser()
+        shown = received = False
+        broke_off = ""
+        stream = self.chat_model.stream(reader_messages(query, numbered),
+                                        response_format=response_format(len(numbered)))
+        try:
+            with closing(stream):  # closing the stream ends the request at once, freeing the server's slot
+                for piece in stream:
+                    text = piece.content if isinstance(piece.content, str) else ""
+                    if not text:
+                        continue
+                    received = True
+                    try:
+                        answer = parser.feed(text)
+                    except MalformedReply as exc:
+                        if not shown:
+                            self._fall_back(f"replied with something other than the JSON asked for ({exc})",
+                                            remember=True)
+                            return False
+                        broke_off = str(exc)
+                        break
+                    if parser.answerable is False:
+                        continue  # a declined reply's text is not an answer, whatever it says
+                    if not shown:
+                        answer = answer.lstrip()
+                    if answer:
+                        shown = True
+                        yield answer
+        except openai.LengthFinishReasonError:
+            broke_off = "cut off at max_tokens"  # what was read is judged below
+        except Exception as exc:
+            if not shown and _rejects_response_format(exc):
+                self._fall_back(f"rejected response_format ({_short(exc)})", remember=True)
+                return False
+            if not received and not isinstance(exc, openai.APIStatusError | openai.APIConnectionError):
+                # The structured-output stream reader is stricter than the plain one (an event without
+                # "choices" stops it): let the plain request read it, or name what is wrong with it.
+                self._fall_back(f"sent events the structured-output reader cannot read ({_short(exc)})",
+                                remember=False)
+                return False
+            raise LLMError(_llm_failure(exc, self.chat_model)) from exc
+        if not received:
+            # An endpoint that streams well-formed events with no text is broken, not refusing:
+            # passing on an empty draft would turn the fault into a silent "not covered".
+            raise LLMError(f"The LLM at {_endpoint(self.chat_model)} sent no text. {_CHECK_ENDPOINT}")
+        if not shown:
+            try:
+                parser.result()
+            except MalformedReply as exc:
+                # A finished object without an answer string: the endpoint does not follow the schema.
+                # An unfinished one was cut short (max_tokens), which says nothing about the endpoint.
+                self._fall_back(f"sent a reply without the answer asked for ({exc})", remember=parser.done)
+                return False
+            yield DECLINED  # declined, or "answered" with blank text
+            return True
+        if not parser.done:
+            why = broke_off or f"unfinished after {parser.read} characters"
+            log.warning("The LLM at %s broke off its JSON reply after the answer text (%s); verifying the text "
+                        "it sent.", _endpoint(self.chat_model), why)
+        markers = passage_markers(parser.partial().support, numbered)
+        if markers:
+            yield f" {markers}"
+        return True
+
+    def _fall_back(self, why: str, *, remember: bool) -> None:
+        until = "from now on" if remember else "for this question"
+        log.warning("The LLM at %s %s; using the free-text prompt %s.", _endpoint(self.chat_model), why, until)
+        if remember:
+            self.free_text_because = why
+
+    def _free_text(self, query: str, passages: list[Passage]) -> Iterator[str]:
         quoted = excerpts(query, passages, self.prompt_tokens)
         messages = [("system", SYSTEM_PROMPT), ("user", user_prompt(query, quoted))]
         wrote = False
@@ -190,17 +255,22 @@ class LLMAnswerer:
             raise LLMError(f"The LLM at {_endpoint(self.chat_model)} sent no text. {_CHECK_ENDPOINT}")
 
 
-_ABOUT_THE_NOTE = re.compile(r"\bthis (note|overview|glossary)\b", re.I)
+_NAMES_THE_FORMAT = re.compile(r"response_format|json[ _-]?schema|\bschema\b|\bgrammar\b", re.I)
 
 
-def _answer_candidate(text: str) -> bool:
-    """Whether a passage sentence can stand in an answer: not a scrap, a table row or a remark on the note itself."""
-    text = clean_sentence(text)
-    return (
-        len(text) >= 25
-        and not text.startswith("|")
-        and not _ABOUT_THE_NOTE.search(text)
-    )
+def _rejects_response_format(exc: Exception) -> bool:
+    """An HTTP 4xx whose message names response_format or the schema: the endpoint cannot constrain output."""
+    import openai
+
+    return (isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500
+            and bool(_NAMES_THE_FORMAT.search(f"{exc} {exc.body}")))
+
+
+def _short(exc: Exception) -> str:
+    """The error in one short line, for the log."""
+    status = getattr(exc, "status_code", None)
+    detail = " ".join(str(exc).split())[:160]
+    return f"HTTP {status}: {detail}" if status else f"{type(exc).__name__}: {detail}"
 
 
 def strip_markup(text: str) -> str:
@@ -209,21 +279,3 @@ def strip_markup(text: str) -> str:
     # The prompt's quoting marks and links: citations carry the sources' own URLs, the prose needs none.
     text = re.sub(r"<<<|>>>|https?://\S+|\bwww\.\S+", " ", text)
     return re.sub(r"\b(\w[^,.;\n]{2,80}?)(?:\s*,\s*\1\b)+", r"\1", text)
-
-
-def clean_sentence(text: str) -> str:
-    """A passage sentence as prose: no hard wraps, list bullets or bold markers."""
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"^([-*•]|\d+\.)\s+", "", text)
-    text = re.sub(r"^\*\*[^*]{1,80}\*\*\s*[-–—:]?\s*", "", text)  # "**2014 and 2020.** ..." lead-ins
-    return text.replace("**", "")
-
-
-def _repeats(a: str, b: str, similarity: float) -> bool:
-    """Whether sentence ``a`` says again what ``b`` said (near-same meaning, or same figures and words)."""
-    if similarity > 0.85:
-        return True
-    words_a, words_b = content_words(a), content_words(b)
-    jaccard = len(words_a & words_b) / max(1, len(words_a | words_b))
-    shared_numbers = numbers(a) and numbers(a) <= numbers(b)
-    return similarity > 0.6 and (jaccard > 0.4 or bool(shared_numbers))

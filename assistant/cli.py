@@ -142,13 +142,16 @@ def _print_sources(answer, out=sys.stdout) -> None:
 
 def _run_question(engine, answerer, question: str, history: list, args: argparse.Namespace):
     from assistant.answer import Answer
-    from assistant.pipeline import AskOptions, Token
+    from assistant.pipeline import AskOptions, Preview, Token
 
     options = AskOptions(k=args.k, filters=_filters(args))
     answer = None
     streamed = False
     for event in engine.pipeline.stream(answerer, question, history, options):
-        if isinstance(event, Token) and not args.json:
+        if isinstance(event, Preview) and not args.json:
+            # A CPU user reads the extractive answer while the LLM writes the one that replaces it.
+            print(f"(quick answer) {event.answer.text}\n", file=sys.stderr, flush=True)
+        elif isinstance(event, Token) and not args.json:
             if not streamed:
                 print("(draft) ", end="", file=sys.stderr)
             print(event.text, end="", flush=True, file=sys.stderr)

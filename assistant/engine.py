@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from assistant.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer
+from assistant.answerers import Answerer, LLMAnswerer
+from assistant.extractive import ExtractiveAnswerer
 from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
 from assistant.verification import Verifier
@@ -55,7 +56,7 @@ class Engine:
         self.pipeline = AnswerPipeline(
             self.retriever, self.verifier, self.settings.min_relevance,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
-            max_passages=self.settings.max_passages,
+            max_passages=self.settings.max_passages, preview=self.extractive,
         )
 
     def answerer(self, name: str | None = None) -> Answerer:
@@ -67,7 +68,8 @@ class Engine:
             raise ValueError(f"unknown answerer {name!r}: use 'extractive' or 'llm'")
         with self._lock:
             if self._llm is None:
-                self._llm = LLMAnswerer(chat_model(self.settings), self.settings.llm_prompt_tokens)
+                self._llm = LLMAnswerer(chat_model(self.settings), self.settings.llm_prompt_tokens,
+                                        vectors=self.verifier.vectors)
             return self._llm
 
     def reindex(self, paths: list[Path] | None = None, *, rebuild: bool = False,

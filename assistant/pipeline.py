@@ -4,6 +4,7 @@
       -> standalone query       (answerer.standalone_query)
       -> hybrid retrieval       (Retriever)
       -> relevance gate         (refuse when nothing is relevant enough)
+      -> second hop             (SecondHop: search the bridge entity when no passage answers)
       -> draft, streamed        (answerer.draft)
       -> verification           (Verifier: keep, move or drop each citation)
       -> Answer                 (refused when no sentence survives)
@@ -16,11 +17,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from assistant.answer import Answer, Timings, Turn
-from assistant.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer, strip_markup
+from assistant.answerers import Answerer, strip_markup
+from assistant.hop import SecondHop
 from assistant.prompts import REFUSAL_TEXT
 from assistant.retrieval import Passage, Retriever
 from assistant.text import years
-from assistant.verification import Verifier
+from assistant.verification import Verifier, verbatim_key
 from index.filters import Filters
 
 
@@ -29,6 +31,14 @@ class Token:
     """A piece of the draft as it streams (before verification)."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A verified answer from the fast answerer, sent before a slow answerer's draft starts: a CPU user
+    reads it at once and sees it replaced when the LLM's answer arrives."""
+
+    answer: Answer
 
 
 @dataclass(frozen=True)
@@ -42,13 +52,16 @@ class AnswerPipeline:
     """Runs a question through retrieval, an answerer and verification."""
 
     def __init__(self, retriever: Retriever, verifier: Verifier, min_relevance: float,
-                 unsupported: str = "drop", max_question_chars: int = 2000, max_passages: int = 20) -> None:
+                 unsupported: str = "drop", max_question_chars: int = 2000, max_passages: int = 20,
+                 preview: Answerer | None = None) -> None:
         self.retriever = retriever
         self.verifier = verifier
         self.min_relevance = min_relevance
         self.unsupported = unsupported
         self.max_question_chars = max_question_chars
         self.max_passages = max_passages
+        self.hop = SecondHop(retriever, verifier)
+        self.preview = preview
 
     def ask(self, answerer: Answerer, question: str, history: Sequence[Turn] = (),
             options: AskOptions = AskOptions()) -> Answer:
@@ -59,8 +72,9 @@ class AnswerPipeline:
         raise RuntimeError("the pipeline ended without an answer")
 
     def stream(self, answerer: Answerer, question: str, history: Sequence[Turn] = (),
-               options: AskOptions = AskOptions()) -> Iterator[Token | Answer]:
-        """Draft tokens as they come, then the verified ``Answer``."""
+               options: AskOptions = AskOptions()) -> Iterator[Token | Preview | Answer]:
+        """Draft tokens as they come, then the verified ``Answer``; before a slow answerer's tokens, a
+        ``Preview`` from the fast one (when it finds an answer)."""
         question = question.strip()
         if not question:
             raise ValueError("The question is empty.")
@@ -80,11 +94,13 @@ class AnswerPipeline:
             self.verifier.vectors.remember(query, retrieval.query_vector)  # the answerer ranks against it too
         retrieval_s = time.perf_counter() - started
 
+        hop_queries: tuple[str, ...] = ()
+
         def finish(**fields: object) -> Answer:
             total = time.perf_counter() - started
             timings = fields.pop("timings", Timings(retrieval_s=retrieval_s, total_s=total))
             return Answer(question=question, query=query, passages=tuple(passages), answerer=answerer.name,
-                          timings=timings, **fields)  # type: ignore[arg-type]
+                          timings=timings, hop_queries=hop_queries, **fields)  # type: ignore[arg-type]
 
         best = max((p.relevance for p in passages), default=0.0)
         unknown = self.retriever.unknown_terms(question)
@@ -97,9 +113,13 @@ class AnswerPipeline:
             yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True, refusal_reason=reason)
             return
 
-        context: list[Passage] = (
-            answerer.passages_for_prompt(query, passages) if isinstance(answerer, LLMAnswerer) else passages
-        )
+        hop = self.hop.run(question if question == query else query, passages, options.filters)
+        passages, hop_queries = hop.passages, hop.queries
+        if self.preview is not None and self.preview.name != answerer.name:
+            quick = self._preview(self.preview, question, query, passages)
+            if quick is not None:
+                yield Preview(quick)
+        context: list[Passage] = answerer.passages_for_prompt(query, passages)
         generation_started = time.perf_counter()
         first_token: float | None = None
         pieces: list[str] = []
@@ -114,11 +134,16 @@ class AnswerPipeline:
         verify_started = time.perf_counter()
         verified = self.verifier.verify(draft, context, unsupported=self.unsupported)
         verification_s = time.perf_counter() - verify_started
-        timings = Timings(retrieval_s=retrieval_s, generation_s=generation_s, first_token_s=first_token,
-                          verification_s=verification_s, total_s=time.perf_counter() - started)
+        timings = Timings(retrieval_s=retrieval_s, hop_s=hop.seconds, generation_s=generation_s,
+                          first_token_s=first_token, verification_s=verification_s,
+                          total_s=time.perf_counter() - started)
         if not any(s.status != "unsupported" for s in verified.sentences):
-            if verified.refusals and isinstance(answerer, ExtractiveAnswerer):
-                reason = f"The passages say what they leave out: \u201c{verified.refusals[0]}\u201d"
+            quoted = [r for r in verified.refusals
+                      if any(verbatim_key(r) in verbatim_key(p.chunk.text) for p in context)]
+            if quoted:
+                reason = f"The passages say what they leave out: \u201c{quoted[0]}\u201d"
+            elif verified.refusals and verified.refusal_only:
+                reason = verified.refusals[0]
             elif verified.refusal_only or not verified.dropped:
                 reason = "The answerer found no answer in the passages."
             else:
@@ -127,7 +152,7 @@ class AnswerPipeline:
                          dropped=tuple(verified.dropped), draft=draft, timings=timings)
             return
         asked_years = years(question)
-        answered = " ".join(c.passage.chunk.text for c in verified.citations)
+        answered = " ".join(f"{c.passage.chunk.title} {c.passage.chunk.text}" for c in verified.citations)
         if asked_years and not asked_years & years(answered):
             # Asked about 2020, answered with 2019: a near miss is not an answer.
             yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True,
@@ -136,3 +161,16 @@ class AnswerPipeline:
             return
         yield finish(text=verified.text, sentences=tuple(verified.sentences), citations=tuple(verified.citations),
                      refused=False, dropped=tuple(verified.dropped), draft=draft, timings=timings)
+
+    def _preview(self, answerer: Answerer, question: str, query: str, passages: list[Passage]) -> Answer | None:
+        """The fast answerer's verified answer on the same passages, or None when it finds none."""
+        started = time.perf_counter()
+        context = answerer.passages_for_prompt(query, passages)
+        draft = strip_markup("".join(answerer.draft(question, query, context)))
+        verified = self.verifier.verify(draft, context, unsupported=self.unsupported)
+        if not any(s.status != "unsupported" for s in verified.sentences):
+            return None
+        return Answer(question=question, query=query, text=verified.text, sentences=tuple(verified.sentences),
+                      citations=tuple(verified.citations), passages=tuple(passages), refused=False,
+                      answerer=answerer.name, draft=draft,
+                      timings=Timings(total_s=time.perf_counter() - started))

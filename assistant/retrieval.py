@@ -53,6 +53,22 @@ class RetrievalResult:
     query_vector: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
 
 
+def _known_with_a_typo(token: str, lexical: LexicalIndex) -> bool:
+    """Whether the index knows a word one edit away from ``token`` ("gothai" for "gotha"): a misspelt
+    name is still a question about something the sources cover. Words under five letters are left
+    alone: one edit turns most of them into another real word."""
+    if len(token) < 5 or not token.isalpha():
+        return False
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(token[:i], token[i:]) for i in range(len(token) + 1)]
+    edits = {a + b[1:] for a, b in splits if b}
+    edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    edits |= {a + c + b[1:] for a, b in splits if b for c in letters}
+    edits |= {a + c + b for a, b in splits for c in letters}
+    edits.discard(token)
+    return any(lexical.knows(edit) for edit in edits)
+
+
 def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60) -> dict[str, float]:
     """Σ 1 / (k + rank) over the rankings an id appears in (rank starts at 1)."""
     fused: dict[str, float] = {}
@@ -156,8 +172,10 @@ class Retriever:
         for term in distinctive_terms(question):
             if term.replace(".", "").replace(",", "").isdigit():
                 continue  # bare numbers are judged against the answer, not the vocabulary
+            if any(ch.isdigit() for ch in term) and sum(ch.isalpha() for ch in term) < 3:
+                continue  # "ps3", "4od": a short code's spelling says nothing ("PlayStation 3" may be meant)
             tokens = tokenize(term)
-            if tokens and not any(lexical.knows(t) for t in tokens):
+            if tokens and not any(lexical.knows(t) or _known_with_a_typo(t, lexical) for t in tokens):
                 unknown.append(term)
         return unknown
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from index.lexical import tokenize
 
 # A sentence keeps its closing quotes and any citation markers after its full stop ("... 2020. [3]").
+# Not after an initial ("M. Ward", "J. R. R.") or a title ("Dr. Smith"): those full stops end no sentence.
 _SENTENCE = re.compile(
-    r"(?<=[.!?])(?P<keep>[\"'”’)\]]*(?:[ \t]*\[\d+(?:\s*[,;]\s*\d+)*\])*)\s+(?!\[\d)(?=[\"'“‘(\[A-Z0-9*])"
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bSr\.)(?<!\bMrs\.)"
+    r"(?<!\bvs\.)(?<!\bNo\.)(?P<keep>[\"'”’)\]]*(?:[ \t]*\[\d+(?:\s*[,;]\s*\d+)*\])*)\s+(?!\[\d)(?=[\"'“‘(\[A-Z0-9*])"
     r"|\n\s*\n|\n(?=\s*[-*•] |\s*\d+\. )"
 )
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")

@@ -121,11 +121,22 @@ class PassageView:
         self._vectors = vectors
 
     def quoted(self, claim: str) -> int | None:
-        """The sentence ``claim`` repeats word for word (case and punctuation aside), if any."""
+        """The sentence ``claim`` repeats word for word (case and punctuation aside), if any.
+
+        A whole clause of a sentence counts too: a run of at least six words that starts where the
+        sentence or one of its clauses starts (after a semicolon, dash or colon) and ends where one ends.
+        """
         key = verbatim_key(claim)
-        if len(key.split()) < 4:
+        words = key.split()
+        if len(words) < 4:
             return None
-        return next((n for n, k in enumerate(self.span_keys) if k == key), None)
+        exact = next((n for n, k in enumerate(self.span_keys) if k == key), None)
+        if exact is not None or len(words) < 6:
+            return exact
+        pattern = re.compile(r"(?:^|[;:—–])\W*" + r"\W+".join(map(re.escape, words))
+                             + r"\W*(?:$|[;:—–.])", re.I)
+        return next((n for n, (span, k) in enumerate(zip(self.spans, self.span_keys, strict=True))
+                     if key in k and pattern.search(span.text)), None)
 
 
 def verbatim_key(text: str) -> str:

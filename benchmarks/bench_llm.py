@@ -3,11 +3,12 @@
     python benchmarks/bench_llm.py [--size 1.5b] [--questions 8] [--threads 2]
 
 Runs the answerable single-turn questions of ``evals/sets/sample.jsonl`` through the real
-pipeline (hybrid retrieval, the trimmed prompt, the embedded llama.cpp server, verification) on
-the default corpus, indexing it first if needed. Time to first token is counted from the moment
-the question is asked, so it includes retrieval and the prompt's prefill. The first question
-runs with a cold prompt cache; later ones reuse the cached system prompt. Figures land in
-``benchmarks/out/llm-<size>.json``.
+pipeline (hybrid retrieval, the reader's shortlisted sentences, the embedded llama.cpp server,
+verification) on the default corpus, indexing it first if needed. Time to first token is counted
+from the moment the question is asked to the first character of answer text the user sees (the
+reader's JSON framing is not shown), so it includes retrieval, the prompt's prefill and the few
+tokens of JSON before the answer. The first question runs with a cold prompt cache; later ones
+reuse the cached system prompt. Figures land in ``benchmarks/out/llm-<size>.json``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ def questions(count: int) -> list[str]:
 def run(size: str, count: int, threads: int) -> dict[str, Any]:
     from assistant.engine import Engine, chat_model
     from assistant.pipeline import Token
-    from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
     from index.settings import Settings
     from index.tokens import count_tokens
 
@@ -69,9 +69,9 @@ def run(size: str, count: int, threads: int) -> dict[str, Any]:
                 answer = event
         assert answer is not None
         context = answerer.passages_for_prompt(answer.query, list(answer.passages))
-        quoted = excerpts(answer.query, context, settings.llm_prompt_tokens)
-        prompt = SYSTEM_PROMPT + "\n" + user_prompt(answer.query, quoted)
-        # Each streamed event of llama.cpp's server carries one token.
+        prompt = "\n".join(text for _, text in answerer.prompt(answer.query, context))
+        # Each streamed event of llama.cpp's server carries one token (a token of the reader's JSON
+        # framing yields no text, so it is not counted).
         decode_s = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
         rows.append({
             "question": question,
@@ -82,9 +82,10 @@ def run(size: str, count: int, threads: int) -> dict[str, Any]:
             "tokens_per_s": round((len(stamps) - 1) / decode_s, 2) if decode_s else None,
             "prompt_tokens_cl100k": count_tokens(prompt),
             "prompt_tokens_model": model_tokens(str(model.openai_api_base), prompt),
-            "passages_in_prompt": len(quoted),
-            "cut_passages": sum(q.text != q.passage.chunk.text for q in quoted),
+            "passages_in_prompt": len(context),
+            "json_reader": answerer.free_text_because is None,
             "refused": answer.refused,
+            "answer": answer.text,
             "load_average": load_average(),
         })
         print(json.dumps(rows[-1]), flush=True)
@@ -94,6 +95,8 @@ def run(size: str, count: int, threads: int) -> dict[str, Any]:
         "first_question": rows[0] if rows else None,
         "first_token_s_p50_warm": statistics.median(r["first_token_s"] for r in warm if r["first_token_s"]),
         "first_token_s_max_warm": max(r["first_token_s"] for r in warm if r["first_token_s"]),
+        "total_s_p50_warm": statistics.median(r["total_s"] for r in warm),
+        "refused": sum(r["refused"] for r in rows),
         "tokens_per_s_p50": statistics.median(r["tokens_per_s"] for r in rows if r["tokens_per_s"]),
         "prompt_tokens_model_p50": statistics.median(r["prompt_tokens_model"] or 0 for r in rows),
         "prompt_tokens_model_max": max(r["prompt_tokens_model"] or 0 for r in rows),

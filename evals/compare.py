@@ -88,23 +88,39 @@ def compare_folders(a: Path, b: Path) -> str:
 # Quality gate ----------------------------------------------------------------------------------
 
 
-def load_thresholds(path: Path) -> dict[str, dict[str, float]]:
-    """``{answerer: {metric: floor}}`` from a TOML file with one table per answerer."""
+def load_thresholds(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """``{set: {answerer: {metric: floor}}}`` from a TOML file with one table per set and answerer
+    (``[default.extractive]``, ``[hotpotqa-dev.extractive]``)."""
     data = tomllib.loads(Path(path).read_text())
-    return {name: {k: float(v) for k, v in table.items()} for name, table in data.items() if isinstance(table, dict)}
+    floors: dict[str, dict[str, dict[str, float]]] = {}
+    for set_name, runs in data.items():
+        if not isinstance(runs, dict) or not all(isinstance(t, dict) for t in runs.values()):
+            raise ValueError(f"{path}: table [{set_name}] must hold one table per answerer, "
+                             f"as [{set_name}.extractive]")
+        floors[set_name] = {run: {k: float(v) for k, v in table.items()} for run, table in runs.items()}
+    return floors
 
 
-def check_thresholds(summary: dict[str, Any], floors: dict[str, dict[str, float]]) -> list[str]:
-    """One line per metric below its floor (for the runs the summary holds); empty when all pass."""
+def set_name(set_path: str) -> str:
+    """The name a set's floors are filed under: the file's stem, or its folder's name for a
+    ``set.jsonl`` (the public dev sets are ``<name>/set.jsonl``)."""
+    path = Path(set_path)
+    return path.parent.name if path.stem == "set" else path.stem
+
+
+def check_thresholds(summary: dict[str, Any], floors: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """One line per metric below its floor, for the set and the runs the summary holds; empty when all
+    pass (or when the file has no floors for this set)."""
+    name = summary.get("name") or set_name(str(summary.get("set", "")))
     failures = []
-    for run, table in floors.items():
+    for run, table in floors.get(name, {}).items():
         if run not in summary.get("runs", {}):
             continue
         metrics = summary["runs"][run]["metrics"]
         for metric, floor in table.items():
             value = metrics.get(metric)
             if value is None:
-                failures.append(f"{run}: {metric} was not measured (floor {floor:.3f})")
+                failures.append(f"{name}.{run}: {metric} was not measured (floor {floor:.3f})")
             elif value < floor:
-                failures.append(f"{run}: {metric} {value:.3f} is below its floor {floor:.3f}")
+                failures.append(f"{name}.{run}: {metric} {value:.3f} is below its floor {floor:.3f}")
     return failures

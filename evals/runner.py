@@ -36,8 +36,8 @@ HEADLINE = RETRIEVAL_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_
 """The metrics on the gate, the bars and the compare table, in this order."""
 
 EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "key_fact_recall_answered", "token_f1_answered",
-                 "answered_rate")
-STAGES = ("retrieval_s", "generation_s", "first_token_s", "verification_s", "total_s")
+                 "answered_rate", "hop_rate")
+STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "total_s")
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -79,6 +79,7 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
     scores["refused"] = float(refused)
     scores["refusal_accuracy"] = float(refused != answerable)
     scores["answered_rate"] = float(not refused)
+    scores["hop_rate"] = float(bool(answer.get("hop_queries")))
     if answerable:
         scores["hit@1"] = m.hit_at_k(ranking, gold, 1)
         scores["hit@3"] = m.hit_at_k(ranking, gold, 3)

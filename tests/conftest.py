@@ -127,3 +127,37 @@ def stop(process: subprocess.Popen, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def require_llm(size: str = "0.5b") -> None:
+    """Skip a test of the embedded LLM when its packages are missing; in CI (``CI`` set) fail instead,
+    so that a missing model never passes for a green run of skipped tests."""
+    import importlib.util
+
+    from assistant.local_llm import spec_for
+
+    spec = spec_for(size)
+    needed = ["xllamacpp", *(spec.module_name(i) for i in range(1, spec.parts + 1))]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    extra = "llm-small" if size == "0.5b" else "llm"
+    reason = f"the {size} LLM needs {', '.join(missing)} (pip install -e '.[{extra}]')"
+    if os.environ.get("CI"):
+        pytest.fail(f"LLM test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+EVALDATA = SHARED / "evaldata"
+
+
+def require_evaldata(name: str) -> Path:
+    """The public dev set folder ``../shared/evaldata/<name>``. Skip when it is absent; in CI (``CI`` set)
+    fail instead: a gate that skips its public sets would pass without measuring them."""
+    folder = EVALDATA / name
+    if (folder / "set.jsonl").is_file() and (folder / "sources").is_dir():
+        return folder
+    reason = f"{folder} is missing: put the shared eval data beside the project"
+    if os.environ.get("CI"):
+        pytest.fail(f"eval test cannot run in CI: {reason}")
+    pytest.skip(reason)

@@ -351,13 +351,21 @@ def test_compare_pairs_single_runs_with_different_names():
 
 def test_thresholds_file_and_check(tmp_path):
     floors = load_thresholds(ROOT / "evals" / "thresholds.toml")
-    assert set(floors["extractive"]) == set(HEADLINE)
-    assert all(0.0 <= v <= 1.0 for v in floors["extractive"].values())
-    summary = _summary({"hit@1": 0.8, "faithfulness": 0.5})
-    failures = check_thresholds(summary, {"extractive": {"hit@1": 0.7, "faithfulness": 0.6, "mrr": 0.1},
-                                          "llm": {"hit@1": 0.99}})
-    assert failures == ["extractive: faithfulness 0.500 is below its floor 0.600",
-                        "extractive: mrr was not measured (floor 0.100)"]
+    assert set(floors) >= {"default", "hotpotqa-dev", "clapnq-dev"}
+    assert set(floors["default"]["extractive"]) == set(HEADLINE)
+    assert all(0.0 <= v <= 1.0 for runs in floors.values() for t in runs.values() for v in t.values())
+    summary = {**_summary({"hit@1": 0.8, "faithfulness": 0.5}), "set": "evals/sets/default.jsonl"}
+    mine = {"default": {"extractive": {"hit@1": 0.7, "faithfulness": 0.6, "mrr": 0.1}, "llm": {"hit@1": 0.99}},
+            "hotpotqa-dev": {"extractive": {"hit@1": 0.99}}}
+    assert check_thresholds(summary, mine) == ["default.extractive: faithfulness 0.500 is below its floor 0.600",
+                                               "default.extractive: mrr was not measured (floor 0.100)"]
+    # A public set's floors are filed under its folder's name, not "set".
+    public = {**summary, "set": "../shared/evaldata/hotpotqa-dev/set.jsonl"}
+    assert check_thresholds(public, mine) == ["hotpotqa-dev.extractive: hit@1 0.800 is below its floor 0.990"]
+    flat = tmp_path / "flat.toml"
+    flat.write_text('[extractive]\n"hit@1" = 0.5\n')
+    with pytest.raises(ValueError, match=r"\[extractive\.extractive\]"):
+        load_thresholds(flat)
 
 
 def test_cli_registers_eval_and_compares(tmp_path, capsys):

