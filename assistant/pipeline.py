@@ -115,6 +115,10 @@ class AnswerPipeline:
 
         hop = self.hop.run(question if question == query else query, passages, options.filters)
         passages, hop_queries = hop.passages, hop.queries
+        if options.k is not None and len(passages) > options.k:
+            # The user asked for k passages: the hop's finds take the places of the weakest first-hop ones.
+            added = passages[len(retrieval.passages):][: max(0, options.k - 1)]
+            passages = [*retrieval.passages[: options.k - len(added)], *added]
         if self.preview is not None and self.preview.name != answerer.name:
             quick = self._preview(self.preview, question, query, passages)
             if quick is not None:

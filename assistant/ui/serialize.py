@@ -52,4 +52,5 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         Citation(**{**_known(Citation, c), "passage": _passage(c["passage"])}) for c in data.get("citations") or ()
     )
     fields["timings"] = Timings(**_known(Timings, data.get("timings") or {}))
+    fields["hop_queries"] = tuple(data.get("hop_queries") or ())
     return Answer(**fields)
