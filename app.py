@@ -71,8 +71,10 @@ def get_store(path: str) -> ChatStore:
 
 @st.cache_resource(show_spinner=False)
 def endpoint_answerer(url: str, model: str) -> LLMAnswerer:
-    settings = get_engine().settings.model_copy(update={"llm_url": url, "llm_model": model})
-    return LLMAnswerer(chat_model(settings), settings.llm_prompt_tokens)
+    engine = get_engine()
+    settings = engine.settings.model_copy(update={"llm_url": url, "llm_model": model})
+    # The same sentence-vector cache as the engine's own LLM answerer: the shortlist ranks by meaning too.
+    return LLMAnswerer(chat_model(settings), settings.llm_prompt_tokens, vectors=engine.verifier.vectors)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
