@@ -426,7 +426,8 @@ def progress_hook(bar: Any) -> Any:
 
 def report_record(report: IndexReport) -> dict[str, Any]:
     return {"summary": report.summary(), "ok": report.ok, "added": report.added, "updated": report.updated,
-            "removed": report.removed, "failed": [f.reason for f in report.failed], "skipped": report.skipped}
+            "removed": report.removed, "failed": [f.reason for f in report.failed], "skipped": report.skipped,
+            "links": [link.describe() for link in report.links]}
 
 
 def show_report(record: dict[str, Any]) -> None:
@@ -440,6 +441,8 @@ def show_report(record: dict[str, Any]) -> None:
             st.caption(f"**{label.capitalize()}:** {render.inline(names)}")
     for reason in record["failed"]:
         st.error(f"Failed: {render.inline(reason)}")
+    for link in record.get("links", []):
+        st.warning(f"Link not followed: {render.inline(link)}")
 
 
 def run_reindex(engine: Engine, rebuild: bool) -> None:

@@ -63,6 +63,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         json.dump({
             "added": report.added, "updated": report.updated, "removed": report.removed,
             "unchanged": report.unchanged, "repaired": report.repaired, "skipped": report.skipped,
+            "links_not_followed": [{"link": link.name, "target": link.target, "reason": link.reason}
+                                   for link in report.links],
             "failed": [{"path": f.path, "reason": f.reason} for f in report.failed],
             "chunks_written": report.chunks_written, "chunks_total": report.chunks_total,
             "seconds": round(report.seconds, 3),
@@ -73,6 +75,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         if report.skipped:
             print(f"Skipped {len(report.skipped)} unsupported files: {', '.join(report.skipped[:10])}"
                   + (" ..." if len(report.skipped) > 10 else ""), file=out)
+        for link in report.links:
+            print(f"Link not followed: {link.describe()}", file=out)
         for failure in report.failed:
             print(f"FAILED {failure.reason}", file=out)
     return 0 if report.ok else EXIT_FILES_FAILED

@@ -18,15 +18,16 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.chunking import Chunk, ChunkerConfig, chunk_document
+from index.discovery import SkippedLink, discover, is_under
 from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_row
-from index.loaders import SUPPORTED_SUFFIXES, LoadError, is_supported, load
+from index.loaders import SUPPORTED_SUFFIXES, LoadError, load
 from index.manifest import FileRecord, Manifest
 from index.settings import Settings
 from index.store import ChunkStore, IndexIdentity, is_damaged_vector_index, make_client, now_iso
@@ -70,6 +71,9 @@ class IndexReport:
     """Why this run rebuilt the whole index on its own (a damaged vector index), if it did."""
     failed: list[FileFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    """Files of a type the loaders do not read."""
+    links: list[SkippedLink] = field(default_factory=list)
+    """Links not followed: pointing outside the folder, nowhere, or in a loop."""
     chunks_written: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -92,6 +96,8 @@ class IndexReport:
             line += f"; repaired after an interrupted run: {len(self.repaired)} files"
         if self.rebuilt_because:
             line += f"; rebuilt from the sources because {self.rebuilt_because}"
+        if self.links:
+            line += f"; {len(self.links)} links not followed"
         return line
 
 
@@ -147,38 +153,6 @@ class Indexer:
         self.embedder = embedder
         self.chunker = chunker_config(settings)
         self.identity = index_identity(settings, embedder)
-
-    def source_name(self, path: Path) -> str:
-        """How a file is named in the index: relative to the sources dir when inside it."""
-        resolved = path.resolve()
-        try:
-            return resolved.relative_to(self.settings.sources_dir.resolve()).as_posix()
-        except ValueError:
-            return resolved.as_posix()
-
-    def discover(self, roots: Iterable[Path]) -> tuple[list[Path], list[str]]:
-        """Supported files under ``roots`` (sorted), and the names of files skipped."""
-        files: list[Path] = []
-        skipped: list[str] = []
-        for root in roots:
-            if root.is_file():
-                if is_supported(root):
-                    files.append(root)
-                else:
-                    skipped.append(self.source_name(root))
-                continue
-            if not root.exists():
-                raise FileNotFoundError(f"{root}: no such file or folder")
-            for path in sorted(root.rglob("*")):
-                if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
-                    continue
-                if path.name == "README.md" and path.parent.resolve() == self.settings.sources_dir.resolve():
-                    continue  # the corpus's own how-to, not a source
-                if is_supported(path):
-                    files.append(path)
-                else:
-                    skipped.append(self.source_name(path))
-        return files, skipped
 
     def run(self, paths: list[Path] | None = None, *, rebuild: bool = False,
             progress: ProgressHook | None = None) -> IndexReport:
@@ -264,12 +238,20 @@ class Indexer:
             report.repaired.extend(pending)
             known = manifest.files()
 
-        files, report.skipped = self.discover(roots)
-        names = {self.source_name(p): p for p in files}
-        scanned = [self.source_name(r) for r in roots]
+        labels = manifest.external_labels()
+        found = discover(roots, self.settings.sources_dir,
+                         follow_external_links=self.settings.follow_external_links, external_labels=labels)
+        for label, folder in found.new_labels.items():
+            manifest.set_external_label(label, folder)
+        labels.update(found.new_labels)
+        report.skipped, report.links = found.unsupported, found.links
+        names = found.files
+        # Names that are absolute paths come from before sources outside the folder were named
+        # external/...: they go, and come back under their new name when their folder is indexed.
         gone = [
             path for path in known
-            if path not in names and any(_is_under(path, root) for root in scanned)
+            if path not in names
+            and (path.startswith("/") or any(is_under(path, root, labels) for root in found.scanned))
         ]
         if gone:
             store.delete_sources(gone)
@@ -358,12 +340,6 @@ class Indexer:
 
     def _fits_embedder(self, text: str) -> bool:
         return self.embedder.model_token_count(text) <= self.embedder.max_tokens
-
-
-def _is_under(path: str, root: str) -> bool:
-    if root in ("", "."):
-        return not path.startswith("/")  # the sources dir holds every relative name
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 __all__ = ["SUPPORTED_SUFFIXES", "FileFailure", "IndexLockedError", "IndexReport", "Indexer", "data_dir_lock"]

@@ -6,15 +6,23 @@ the indexer can report it and carry on with the other files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
+
+log = logging.getLogger(__name__)
+
+_PARSER_LOGGERS = ("pypdf", "docx", "bs4")
+"""Parsers that log their own complaints ("EOF marker not found") beside our one-line error."""
 
 
 class LoadError(Exception):
@@ -72,7 +80,8 @@ def load(path: Path, *, display_path: str | None = None, max_bytes: int | None =
     if size == 0:
         raise LoadError(f"{name}: file is empty")
     try:
-        doc = loader(path, name)
+        with _parser_messages_as_debug(name):
+            doc = loader(path, name)
     except LoadError:
         raise
     except Exception as exc:  # a parser's own error: report it against the file, keep going
@@ -81,6 +90,40 @@ def load(path: Path, *, display_path: str | None = None, max_bytes: int | None =
         hint = "a scanned PDF, with images of text only?" if path.suffix.lower() == ".pdf" else "an empty document?"
         raise LoadError(f"{name}: no text found ({hint})")
     return doc
+
+
+@contextlib.contextmanager
+def _parser_messages_as_debug(name: str) -> Iterator[None]:
+    """Route what the parsers log or warn while reading ``name`` to our log at debug level.
+
+    A user sees one sentence per failed file (the ``LoadError``); the parser's own wording, which
+    names no file, is there for whoever turns on debug logging.
+    """
+    handler = _ToDebug(name)
+    loggers = [logging.getLogger(parser) for parser in _PARSER_LOGGERS]
+    saved = [parser_log.propagate for parser_log in loggers]
+    for parser_log in loggers:
+        parser_log.addHandler(handler)
+        parser_log.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for parser_log, propagate in zip(loggers, saved, strict=True):
+            parser_log.removeHandler(handler)
+            parser_log.propagate = propagate
+        for warning in caught:
+            log.debug("%s: %s", name, warning.message)
+
+
+class _ToDebug(logging.Handler):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.source = name
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("%s: %s says: %s", self.source, record.name, record.getMessage())
 
 
 def _read_text(path: Path, name: str) -> str:

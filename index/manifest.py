@@ -157,6 +157,14 @@ class Manifest:
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def external_labels(self) -> dict[str, str]:
+        """``external/<label>`` name prefixes in use, each with the full path of its folder."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'external:%'").fetchall()
+        return {key.removeprefix("external:"): value for key, value in rows}
+
+    def set_external_label(self, label: str, folder: str) -> None:
+        self.set_meta(f"external:{label}", folder)
+
     def _bump_generation(self) -> None:
         now = time.time_ns()
         self._db.execute(

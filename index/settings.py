@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     )
 
     # Loading limits
+    follow_external_links: bool = Field(
+        False,
+        description="Index files that links in the sources folder point to outside it. Off: any file the "
+        "app's user can read would become quotable through a link.",
+    )
     max_file_mb: float = Field(200.0, description="Files larger than this are reported, not read.")
     max_text_chars: int = Field(
         5_000_000, description="Documents with more text than this are reported, not embedded."

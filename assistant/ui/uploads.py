@@ -122,8 +122,10 @@ def target_path(sources_dir: Path, name: str) -> Path:
     if name != safe_filename(name):
         raise UploadError(f"{name!r} is not a safe file name.")
     root = sources_dir.resolve()
-    path = (root / name).resolve()
-    if path.parent != root:
+    # The name itself is not resolved: if it is a link, the upload replaces the link, never the
+    # file it points to (which may lie outside the folder, or be another source).
+    path = root / name
+    if path.parent.resolve() != root:
         raise UploadError(f"{name!r} would be stored outside the sources folder.")
     return path
 
@@ -132,7 +134,7 @@ def free_name(sources_dir: Path, name: str) -> str:
     """``name``, or ``stem-2.suffix``, ``stem-3.suffix`` ... whichever is not taken yet."""
     path = Path(name)
     candidate, n = name, 2
-    while (sources_dir / candidate).exists():
+    while (sources_dir / candidate).exists() or (sources_dir / candidate).is_symlink():
         candidate = f"{path.stem}-{n}{path.suffix}"
         n += 1
     return candidate
@@ -145,7 +147,7 @@ def save_upload(sources_dir: Path, name: str, data: bytes, *, overwrite: bool = 
     """
     sources_dir.mkdir(parents=True, exist_ok=True)
     path = target_path(sources_dir, name)
-    if path.exists() and not overwrite:
+    if (path.exists() or path.is_symlink()) and not overwrite:
         raise UploadExistsError(name)
     # A hidden temporary name: the indexer ignores dot files, so a half-written upload is never indexed.
     handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=path.parent)
