@@ -40,7 +40,7 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, verifier: Verifier, max_sentences: int = 4, floor: float = 0.55, answerable: float = 1.25,
+    def __init__(self, verifier: Verifier, max_sentences: int = 4, floor: float = 0.55, answerable: float = 1.28,
                  gap_margin: float = 0.12, shortlist: int = 16, typed_margin: float = 0.3,
                  extra_margin: float = 0.5) -> None:
         self.verifier = verifier

@@ -14,6 +14,8 @@ import re
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from assistant.extractive import answer_candidates, title_key
 from assistant.question import QuestionForm, name_runs, question_form
 from assistant.retrieval import Passage, Retriever
@@ -33,8 +35,14 @@ class SecondHop:
         self.bridges = bridges
         self.per_bridge = per_bridge
 
-    def run(self, question: str, passages: list[Passage], filters: Filters) -> Hop:
-        """The passages after the hop (the first hop's, then the new ones) and what was searched."""
+    def run(self, question: str, passages: list[Passage], filters: Filters,
+            question_vector: np.ndarray | None = None) -> Hop:
+        """The passages after the hop (the first hop's, then the new ones) and what was searched.
+
+        The new passages' relevance is measured against ``question_vector`` when given: found for a
+        bridge name, a passage is as near the bridge query as can be, which says nothing about whether
+        the passages answer the question (the answerer's bar reads the best relevance).
+        """
         started = time.perf_counter()
         form = question_form(question)
         if not passages or not form.words or not form.names:
@@ -47,7 +55,8 @@ class SecondHop:
         seen = {p.id for p in passages}
         added: list[Passage] = []
         for query in queries:
-            found = self.retriever.retrieve(query, k=self.per_bridge + len(seen), filters=filters).passages
+            found = self.retriever.retrieve(query, k=self.per_bridge + len(seen), filters=filters,
+                                            relevance_to=question_vector).passages
             fresh = [p for p in found if p.id not in seen][: self.per_bridge]
             seen.update(p.id for p in fresh)
             added.extend(fresh)

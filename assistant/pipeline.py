@@ -113,7 +113,8 @@ class AnswerPipeline:
             yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True, refusal_reason=reason)
             return
 
-        hop = self.hop.run(question if question == query else query, passages, options.filters)
+        hop = self.hop.run(question if question == query else query, passages, options.filters,
+                           question_vector=retrieval.query_vector)
         passages, hop_queries = hop.passages, hop.queries
         if options.k is not None and len(passages) > options.k:
             # The user asked for k passages: the hop's finds take the places of the weakest first-hop ones.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,20 +54,25 @@ class RetrievalResult:
     query_vector: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
 
 
-def _known_with_a_typo(token: str, lexical: LexicalIndex) -> bool:
-    """Whether the index knows a word one edit away from ``token`` ("gothai" for "gotha"): a misspelt
+def _known_with_a_typo(word: str, lexical: LexicalIndex) -> bool:
+    """Whether the index knows a word one edit away from ``word`` ("gothai" for "gotha"): a misspelt
     name is still a question about something the sources cover. Words under five letters are left
-    alone: one edit turns most of them into another real word."""
-    if len(token) < 5 or not token.isalpha():
+    alone: one edit turns most of them into another real word.
+
+    The edits are made to the word as typed and then stemmed as the index stems its words: "hikvison"
+    is one edit from "hikvision", whose stem "hikvis" is two edits from the typo's own.
+    """
+    word = word.lower()
+    if len(word) < 5 or not word.isalpha():
         return False
     letters = "abcdefghijklmnopqrstuvwxyz"
-    splits = [(token[:i], token[i:]) for i in range(len(token) + 1)]
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
     edits = {a + b[1:] for a, b in splits if b}
     edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
     edits |= {a + c + b[1:] for a, b in splits if b for c in letters}
     edits |= {a + c + b for a, b in splits for c in letters}
-    edits.discard(token)
-    return any(lexical.knows(edit) for edit in edits)
+    edits.discard(word)
+    return any(lexical.knows(stem) for stem in set(tokenize(" ".join(edits))))
 
 
 def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60) -> dict[str, float]:
@@ -175,12 +181,19 @@ class Retriever:
             if any(ch.isdigit() for ch in term) and sum(ch.isalpha() for ch in term) < 3:
                 continue  # "ps3", "4od": a short code's spelling says nothing ("PlayStation 3" may be meant)
             tokens = tokenize(term)
-            if tokens and not any(lexical.knows(t) or _known_with_a_typo(t, lexical) for t in tokens):
+            if tokens and not any(lexical.knows(t) for t in tokens) \
+                    and not any(_known_with_a_typo(word, lexical) for word in re.findall(r"[^\W\d_]+", term)):
                 unknown.append(term)
         return unknown
 
     def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None,
-                 use_mmr: bool | None = None) -> RetrievalResult:
+                 use_mmr: bool | None = None, relevance_to: np.ndarray | None = None) -> RetrievalResult:
+        """The ``k`` best passages for ``query``.
+
+        ``relevance_to``: the vector each passage's ``relevance`` is measured against, when not the
+        query's own (a second hop searches a bridge name, but its finds must say how near they are to
+        the question asked).
+        """
         started = time.perf_counter()
         k = k or self.settings.top_k
         depth = max(self.settings.candidates, k)
@@ -207,7 +220,8 @@ class Retriever:
         chunks, vectors = self.store.records(pool_ids)
         known: dict[str, Chunk] = {chunk.id: chunk for chunk in chunks}
         pool_ids = [chunk.id for chunk in chunks]
-        relevance = {i: float(vectors[n] @ vector) for n, i in enumerate(pool_ids)}
+        anchor = vector if relevance_to is None or not len(relevance_to) else relevance_to
+        relevance = {i: float(vectors[n] @ anchor) for n, i in enumerate(pool_ids)}
 
         order = pool_ids
         scores = {i: fused[i] for i in pool_ids}

@@ -110,3 +110,17 @@ def test_a_misspelt_name_is_not_refused_as_unknown(unseen):
     answer = unseen.pipeline.ask(unseen.extractive, "Who founded the Varnholtt Observatory?")
     assert "never mention" not in answer.refusal_reason
     assert not answer.refused and "Edda Morrow" in answer.text, answer.text
+
+
+def test_a_misspelt_name_is_known_even_where_the_stemmer_cuts_the_right_spelling(make_settings, embedder):
+    from assistant.engine import Engine
+
+    settings = make_settings()
+    write_note(settings.sources_dir, "tessavision.md", "Tessavision",
+               "Tessavision makes harbour cameras. Its first camera watched the Lisk estuary.")
+    engine = Engine(settings, embedder)
+    assert engine.reindex().ok
+    # "Tessavision" is indexed as its stem "tessavis", two edits from the typo: the typo's own edits are stemmed.
+    assert engine.retriever.unknown_terms("What does Tessavison make?") == []
+    assert engine.retriever.unknown_terms("What does Quorbenite make?") == ["Quorbenite"]
+
