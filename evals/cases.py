@@ -4,23 +4,38 @@ A case file has one JSON object per line::
 
     {"id": "selfsuff-2020-01", "question": "...", "history": [{"role": "user", "content": "..."}],
      "answerable": true, "reference_answer": "...", "key_facts": ["15.9%"],
-     "gold_sources": ["chip-self-sufficiency-figures.md"], "gold_passages": ["..."], "tags": ["numeric"]}
+     "gold_sources": ["chip-self-sufficiency-figures.md"], "related_sources": ["glossary-of-terms.md"],
+     "gold_passages": ["..."], "tags": ["numeric"]}
 
-``history`` and ``gold_passages`` are optional; blank lines are skipped. Every problem is
+``history``, ``related_sources`` and ``gold_passages`` are optional; blank lines are skipped. Every problem is
 reported with the file name, line number and field ("default.jsonl line 12: field
 'answerable' must be true or false"), all of them at once.
+
+Key facts must mean something (``key_fact_problems``): none may already appear in the question, and
+a fact of one word must be a name or a figure, not a bare year or month. Our own sets (under
+``evals/sets/``) are refused when a fact breaks a rule; an external set only gets a logged warning,
+since it is not ours to edit.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError, field_validator, model_validator
+
+from evals.metrics import fact_found
+
+log = logging.getLogger(__name__)
+
+OWN_SETS_DIR = Path(__file__).resolve().parent / "sets"
+"""Sets we write and can fix: a key fact that breaks a rule refuses the set. Elsewhere it only warns."""
 
 
 class CaseFileError(ValueError):
@@ -54,7 +69,11 @@ class EvalCase(BaseModel):
     reference_answer: StrictStr
     key_facts: tuple[StrictStr, ...]
     gold_sources: tuple[StrictStr, ...]
-    """Source file paths relative to the sources dir, as the index names them."""
+    """The notes that answer the question (usually one), as paths relative to the sources dir, as the
+    index names them. Retrieval and citation recall are scored against these alone."""
+    related_sources: tuple[StrictStr, ...] = ()
+    """Other notes that state a key fact in passing without answering the question (a timeline, a
+    glossary): citing one is as right as citing a gold note, but retrieving one is no hit."""
     gold_passages: tuple[StrictStr, ...] = ()
     """Text that a retrieved passage should contain (whitespace and case are ignored)."""
     tags: tuple[StrictStr, ...]
@@ -66,7 +85,7 @@ class EvalCase(BaseModel):
             raise ValueError("must not be empty")
         return value.strip()
 
-    @field_validator("gold_sources")
+    @field_validator("gold_sources", "related_sources")
     @classmethod
     def _relative_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for path in value:
@@ -86,6 +105,10 @@ class EvalCase(BaseModel):
     def _consistent(self) -> EvalCase:
         if self.answerable and not self.gold_sources:
             raise ValueError("gold_sources: an answerable case needs at least one gold source")
+        repeated = [s for s in self.related_sources if s in self.gold_sources]
+        if repeated:
+            raise ValueError(f"related_sources: repeats the gold source {repeated[0]!r}; a note that answers the "
+                             "question belongs in gold_sources only, so remove it from related_sources")
         return self
 
     def turns(self) -> list[Any]:
@@ -129,11 +152,75 @@ def _describe(error: dict[str, Any]) -> str:
         message = _TYPE_WORDS[kind]
     else:
         message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-        if message.startswith("gold_sources: "):  # raised by the model-level check
-            return f"field 'gold_sources' {message.removeprefix('gold_sources: ')}"
+        for name in ("gold_sources", "related_sources"):  # raised by the model-level check
+            if message.startswith(f"{name}: "):
+                return f"field '{name}' {message.removeprefix(f'{name}: ')}"
     if not loc:
         return message
     return f"field '{_field_path(loc)}' {message}"
+
+
+# Key facts ------------------------------------------------------------------------------------
+
+# Words that carry no claim, so "in 2025" is as bare as "2025".
+_FILLER = frozenset({
+    "a", "an", "the", "in", "on", "at", "of", "by", "for", "to", "from", "with", "and", "or", "as", "its", "it", "is",
+    "was", "were", "be"
+})
+_YEAR = re.compile(r"(?:1[5-9]|2[01])\d\ds?")  # a year or a decade: 1949, 2025, 2020s
+_MONTHS = frozenset({
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "december"
+})
+_NUMBER_WORDS = frozenset({
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
+    "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty",
+    "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "billion", "trillion", "dozen", "half"
+})
+_EDGE_PUNCT = "\"'“”‘’.,;:!?()[]"
+
+
+def key_fact_problems(case: EvalCase) -> list[str]:
+    """What is wrong with each key fact of a case, one "field 'key_facts[i]' ..." line each.
+
+    Key facts are matched by containment in the answer (``evals.metrics.fact_found``), so a fact
+    the question already holds is scored by an answer that only repeats the question, and a
+    common word or a bare year turns up in answers that say nothing right. Hence: no fact may
+    appear in the question, and a fact of one word (not counting articles and prepositions) must
+    be a figure (a digit or a number word, but not a bare year or month) or a name (a capital
+    letter: SMIC, BeiDou, iCLIP).
+    """
+    problems = []
+    for i, fact in enumerate(case.key_facts):
+        where = f"field 'key_facts[{i}]' {fact!r}"
+        if fact_found(fact, case.question):
+            problems.append(f"{where} already appears in the question, so an answer that only repeats the "
+                            "question scores it: name what the answer must add (a figure with its unit, a name, "
+                            "the claim as a note states it), or drop the fact")
+            continue
+        words = [w.strip(_EDGE_PUNCT) for w in fact.split()]
+        content = [w for w in words if w and w.lower() not in _FILLER]
+        if len(content) > 1:
+            continue
+        if not content:
+            problems.append(f"{where} holds only articles and prepositions: write the figure or name the answer "
+                            "must give, or drop the fact")
+            continue
+        word = content[0]
+        if _YEAR.fullmatch(word) or word.lower() in _MONTHS:
+            problems.append(f"{where} is a bare year or date word, which turns up in answers about anything "
+                            "else that happened then: state what the answer must say about it as a note in "
+                            "sources/ words it (e.g. 'set up in September 2014'), or drop the fact")
+        elif not (any(c.isdigit() or c.isupper() for c in word) or word.lower() in _NUMBER_WORDS):
+            problems.append(f"{where} is a single common word, which turns up in answers that say nothing "
+                            "right: a one-word key fact must be a name or a figure; write the claim as a short "
+                            "phrase a note in sources/ states (e.g. 'sense touch and pressure'), or drop the fact")
+    return problems
+
+
+def is_own_set(path: Path) -> bool:
+    """Whether a case file is one of ours (under ``evals/sets/``), whose key-fact problems refuse it."""
+    return path.resolve().is_relative_to(OWN_SETS_DIR)
 
 
 def parse_case(obj: Any) -> EvalCase:
@@ -141,9 +228,15 @@ def parse_case(obj: Any) -> EvalCase:
     return EvalCase.model_validate(obj)
 
 
-def load_cases(path: str | Path) -> list[EvalCase]:
-    """All cases of a JSONL file, or ``CaseFileError`` listing every bad line and field."""
+def load_cases(path: str | Path, *, strict_key_facts: bool | None = None) -> list[EvalCase]:
+    """All cases of a JSONL file, or ``CaseFileError`` listing every bad line and field.
+
+    A key fact that breaks the rules of ``key_fact_problems`` refuses the file when
+    ``strict_key_facts`` is true, and is logged as a warning when it is false; by default the
+    rules refuse our own sets (``is_own_set``) and warn about any other.
+    """
     path = Path(path)
+    strict = is_own_set(path) if strict_key_facts is None else strict_key_facts
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -152,6 +245,7 @@ def load_cases(path: str | Path) -> list[EvalCase]:
         raise CaseFileError([f"{path}: cannot read the file ({exc})"]) from exc
     name = path.name
     problems: list[str] = []
+    warnings: list[str] = []
     cases: list[EvalCase] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
@@ -176,18 +270,24 @@ def load_cases(path: str | Path) -> list[EvalCase]:
             continue
         seen[case.id] = number
         cases.append(case)
+        (problems if strict else warnings).extend(f"{where}: {p}" for p in key_fact_problems(case))
     if not problems and not cases:
         problems.append(f"{name}: no cases (the file is empty)")
     if problems:
         raise CaseFileError(problems)
+    if warnings:
+        shown = "\n".join(f"  {w}" for w in warnings[:10])
+        more = f"\n  ... and {len(warnings) - 10} more" if len(warnings) > 10 else ""
+        log.warning("%s: %d key facts break the key-fact rules; not refused, since %s is not one of the sets "
+                    "under evals/sets/:\n%s%s", path, len(warnings), name, shown, more)
     return cases
 
 
 def missing_sources(cases: Iterable[EvalCase], sources_dir: Path) -> dict[str, list[str]]:
-    """Gold sources that are not files under ``sources_dir``: {case id: [paths]}."""
+    """Gold and related sources that are not files under ``sources_dir``: {case id: [paths]}."""
     out: dict[str, list[str]] = {}
     for case in cases:
-        missing = [s for s in case.gold_sources if not (sources_dir / s).is_file()]
+        missing = [s for s in (*case.gold_sources, *case.related_sources) if not (sources_dir / s).is_file()]
         if missing:
             out[case.id] = missing
     return out

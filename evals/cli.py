@@ -31,8 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="extractive or llm; repeat (or comma-separate) to run several (default: extractive)")
     p.add_argument("--out", help="output folder (default: evals/out/<set>-<answerers>)")
     p.add_argument("--limit", type=int, help="only the first N cases (queries)")
-    p.add_argument("--judge", choices=("lexical", "llm"), default="lexical",
-                   help="faithfulness judge: lexical (default) or the local/configured LLM")
+    p.add_argument("--judge", choices=("alignment", "llm"), default="alignment",
+                   help="support judge for citations and faithfulness: alignment (default, lexical: figures, "
+                        "names and negations must match) or the local/configured LLM (a note on a sample, "
+                        "not for the gate: it is the answerer's own model)")
     p.add_argument("--thresholds", nargs="?", const=str(DEFAULT_THRESHOLDS), default=None,
                    help="exit 1 when a metric is below its floor in this TOML (default file when no path is given)")
     p.add_argument("--modes", default="hybrid,dense,lexical", help="BEIR: retrieval modes to score")
@@ -117,7 +119,7 @@ def _gate(args: argparse.Namespace, summary: dict) -> int:
 
     failures = check_thresholds(summary, load_thresholds(Path(args.thresholds)))
     for line in failures:
-        print(f"BELOW FLOOR {line}", file=sys.stderr)
+        print(f"FLOOR NOT MET {line}", file=sys.stderr)  # not "below": a floor on an n/a metric fails too
     if not failures:
         print(f"All floors in {args.thresholds} met.")
     return EXIT_BELOW_FLOOR if failures else 0
@@ -142,17 +144,17 @@ def _run_set(args: argparse.Namespace) -> int:
     absent = missing_sources(cases, settings.sources_dir)
     if absent:
         first = next(iter(absent.items()))
-        print(f"warning: {len(absent)} cases name gold sources missing from {settings.sources_dir} "
+        print(f"warning: {len(absent)} cases name gold or related sources missing from {settings.sources_dir} "
               f"(first: {first[0]}: {', '.join(first[1])})", file=sys.stderr)
 
     from assistant.engine import Engine
-    from evals.judge import LexicalJudge, LLMJudge
+    from evals.judge import AlignmentJudge, Judge, LLMJudge
     from evals.runner import run_set
 
     engine = Engine(settings)
     if engine.store.count() == 0:
         raise RuntimeError("The index is empty. Run `chokepoint index` first.")
-    judge = LexicalJudge()
+    judge: Judge = AlignmentJudge()
     if args.judge == "llm":
         from assistant.engine import chat_model
 

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 LOWER_IS_BETTER_PREFIX = "latency "
+NOT_APPLICABLE = "n/a"
+"""A metric the run measured on no case (``None`` in summary.json): shown as such, never as 0."""
+NOT_MEASURED = "–"
+"""A metric the run's summary does not hold at all (a run made before the metric existed)."""
 
 
-def flat_metrics(run: dict[str, Any]) -> dict[str, float]:
-    """One run's numbers by name: its metrics, then latency p50/p95 per stage (seconds)."""
-    out = {k: float(v) for k, v in run.get("metrics", {}).items() if v is not None}
+def flat_metrics(run: dict[str, Any]) -> dict[str, float | None]:
+    """One run's numbers by name: its metrics (``None`` where no case applied), then latency p50/p95 per
+    stage (seconds)."""
+    out = {k: None if v is None else float(v) for k, v in run.get("metrics", {}).items()}
     for stage, stats in run.get("latency", {}).items():
         for q in ("p50", "p95"):
             if stats.get(q) is not None:
@@ -30,9 +35,11 @@ def pair_runs(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def _value(name: str, value: float | None) -> str:
+def _value(name: str, value: float | None, present: bool = True) -> str:
+    if not present:
+        return NOT_MEASURED
     if value is None:
-        return "–"
+        return NOT_APPLICABLE
     if name.startswith(LOWER_IS_BETTER_PREFIX):
         return f"{value * 1000:.0f} ms"
     return f"{value:.3f}"
@@ -70,8 +77,8 @@ def compare_summaries(a: dict[str, Any], b: dict[str, Any], label_a: str = "A", 
         for name in names:
             va, vb = fa.get(name), fb.get(name)
             delta, verdict = _delta(name, va, vb)
-            lines.append(f"{name:<{width}}  {_value(name, va):>10}  {_value(name, vb):>10}  {delta:>10}  {verdict}"
-                         .rstrip())
+            shown_a, shown_b = _value(name, va, name in fa), _value(name, vb, name in fb)
+            lines.append(f"{name:<{width}}  {shown_a:>10}  {shown_b:>10}  {delta:>10}  {verdict}".rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +117,11 @@ def set_name(set_path: str) -> str:
 
 def check_thresholds(summary: dict[str, Any], floors: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     """One line per metric below its floor, for the set and the runs the summary holds; empty when all
-    pass (or when the file has no floors for this set)."""
+    pass (or when the file has no floors for this set).
+
+    A floor that cannot be checked fails too, with its reason: the metric is n/a for this set (no
+    case it applies to), or the summary does not hold it at all. Passing it would hide that the
+    metric stopped being measured."""
     name = summary.get("name") or set_name(str(summary.get("set", "")))
     failures = []
     for run, table in floors.get(name, {}).items():
@@ -119,8 +130,14 @@ def check_thresholds(summary: dict[str, Any], floors: dict[str, dict[str, dict[s
         metrics = summary["runs"][run]["metrics"]
         for metric, floor in table.items():
             value = metrics.get(metric)
-            if value is None:
-                failures.append(f"{name}.{run}: {metric} was not measured (floor {floor:.3f})")
+            if metric not in metrics:
+                failures.append(f"{name}.{run}: {metric} was not measured (floor {floor:.3f}): the run's summary has "
+                                f"no such metric; check the name in [{name}.{run}] of the thresholds file, or rerun "
+                                "the set with the current code")
+            elif value is None:
+                failures.append(f"{name}.{run}: {metric} is n/a, no case of this set has what it needs (floor "
+                                f"{floor:.3f}): remove the floor from [{name}.{run}] of the thresholds file, or "
+                                "add cases it applies to")
             elif value < floor:
                 failures.append(f"{name}.{run}: {metric} {value:.3f} is below its floor {floor:.3f}")
     return failures

@@ -35,6 +35,11 @@ def hit_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
     return 1.0 if any(item in relevant for item in ranked[:k]) else 0.0
 
 
+def source_hit(sources: Iterable[str], relevant: Collection[str]) -> float:
+    """1.0 when any of the sources (in any order, repeats allowed) is relevant, else 0.0."""
+    return 1.0 if any(source in relevant for source in sources) else 0.0
+
+
 def recall_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
     """Share of the relevant ids found in the top ``k`` (0.0 when nothing is relevant)."""
     if not relevant:

@@ -6,15 +6,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.runner import HEADLINE, STAGES
+from evals import metrics as m
+from evals.runner import HEADLINE, RETRIEVAL_METRICS, STAGES, baselines
 
 WORST = 10
-TAG_METRICS = ("refusal_accuracy", "hit@5", "key_fact_recall", "token_f1", "citation_precision", "faithfulness")
+TAG_METRICS = ("refusal_accuracy", "answered_and_right", "hit@5", "key_fact_recall", "token_f1", "citation_precision",
+               "faithfulness", "answer_passage_hit")
+SLICE_TAGS = ("paraphrase", "near-miss")
+"""Cases reported apart: questions in other words than the notes', and unanswerable near misses."""
+SLICE_METRICS = ("refusal_accuracy", "answered_and_right", "hit@1", "hit@5", "mrr", "answer_passage_hit",
+                 "key_fact_recall", "citation_precision", "faithfulness")
+NOT_APPLICABLE = "n/a"
+"""Shown for a metric no case of the set applies to: a 0.00 there would read as a measured failure."""
 
 
 def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
-        return "–"
+        return NOT_APPLICABLE
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -45,17 +53,21 @@ def _plt():
 
 
 def plot_metric_bars(runs: dict[str, dict[str, Any]], names: Sequence[str], path: Path, title: str) -> None:
-    """Grouped bars: one group per metric, one bar per run (answerer or retrieval mode)."""
+    """Grouped bars: one group per metric, one bar per run (answerer or retrieval mode); a metric with
+    no cases gets no bar, only "n/a"."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 2), 4.2))
     width = 0.8 / max(1, len(runs))
     for i, (run, data) in enumerate(runs.items()):
-        values = [data["metrics"].get(n) or 0.0 for n in names]
+        values = [data["metrics"].get(n) for n in names]
         xs = [x + (i - (len(runs) - 1) / 2) * width for x in range(len(names))]
-        bars = ax.bar(xs, values, width, label=run)
-        for bar, value in zip(bars, values, strict=True):
-            ax.text(bar.get_x() + bar.get_width() / 2, value + 0.01, f"{value:.2f}", ha="center", va="bottom",
-                    fontsize=7)
+        bars = ax.bar(xs, [0.0 if v is None else v for v in values], width, label=run)
+        for x, bar, value in zip(xs, bars, values, strict=True):
+            if value is None:
+                bar.set_visible(False)
+                ax.text(x, 0.01, NOT_APPLICABLE, ha="center", va="bottom", fontsize=7, color="grey", rotation=90)
+            else:
+                ax.text(x, value + 0.01, f"{value:.2f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set_ylim(0, 1.1)
@@ -105,6 +117,8 @@ def plot_tags(by_tag: dict[str, dict[str, Any]], path: Path, title: str) -> None
         for j, value in enumerate(row):
             if value == value:  # not NaN
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+            else:
+                ax.text(j, i, NOT_APPLICABLE, ha="center", va="center", fontsize=7, color="grey")
     fig.colorbar(image, ax=ax, fraction=0.03)
     ax.set_title(title)
     fig.tight_layout()
@@ -124,6 +138,16 @@ def write_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str
     return path
 
 
+def _judge_agreement_line(summary: dict[str, Any]) -> list[str]:
+    """How far to trust the citation and faithfulness figures: the judge against hand labels."""
+    agreed = summary.get("judge_agreement")
+    if not agreed:
+        return []
+    wrong = f" (disagrees on {', '.join(agreed['disagreements'])})" if agreed["disagreements"] else ""
+    return [f"Judge ({agreed['judge']}) agreement with {agreed['total']} hand labels: "
+            f"{agreed['agreed']}/{agreed['total']}{wrong}; labels in `evals/sets/judge_labels.jsonl`."]
+
+
 def _qa_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     runs = summary["runs"]
     names = list(runs)
@@ -132,7 +156,11 @@ def _qa_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, 
         "",
         f"{summary['cases']} cases, answerer(s): {', '.join(names)}; judge: {summary.get('judge', 'lexical')}; "
         f"{summary['created']}; wall time {summary.get('wall_s', 0):.0f} s.",
-        "Metric definitions: `evals/README.md`. Per-case answers and scores: `results.jsonl`.",
+        "Metric definitions: `evals/README.md`. Per-case answers and scores: `results.jsonl`. "
+        f"{NOT_APPLICABLE}: no case of the set has what the metric needs.",
+        *_judge_agreement_line(summary),
+        "",
+        *[_answered_and_right_line(name, runs[name]) for name in names],
         "",
         "## Headline metrics",
         "",
@@ -146,7 +174,8 @@ def _qa_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, 
         lines.append(f"| {metric} | " + " | ".join(fmt(runs[n]["metrics"].get(metric)) for n in names)
                      + f" | {'/'.join(str(c) for c in sorted(counts))} |")
     plot_metric_bars(runs, HEADLINE, out_dir / "plots" / "metrics.png", "Headline metrics per answerer")
-    lines += ["", "![metrics](plots/metrics.png)", "", "## Refusals", ""]
+    lines += ["", "![metrics](plots/metrics.png)", "", *_baseline_section(runs), *_slice_section(runs, rows),
+              "## Refusals", ""]
     for name in names:
         c = runs[name]["confusion"]
         lines += [
@@ -183,6 +212,63 @@ def _qa_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, 
         for r in mine[:WORST]:
             lines += _case_block(r)
     return "\n".join(lines) + "\n"
+
+
+def _baseline_section(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """The run's retrieval figures beside BM25 alone and a fixed list of notes: what each figure is worth."""
+    out: list[str] = []
+    for name, run in runs.items():
+        base = run.get("baselines")
+        if not base:  # a summary written before the baselines were
+            continue
+        fixed = base["fixed_list"]
+        columns = [(f"{name} run", run["metrics"])]
+        if "bm25" in base:
+            columns.append(("BM25 alone", base["bm25"]["metrics"]))
+        columns.append((f"fixed list of {len(fixed['sources'])}", fixed["metrics"]))
+        out += [f"## Retrieval baselines ({name})", "",
+                "The same answerable cases ranked by BM25 alone on the same standalone queries, and by one fixed "
+                "list of the set's most common gold notes offered to every question ("
+                + ", ".join(f"`{s}`" for s in fixed["sources"]) + "). A figure that a baseline comes close to "
+                "says little about the retriever.", "",
+                "| metric | " + " | ".join(label for label, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
+        out += [f"| {metric} | " + " | ".join(fmt(values.get(metric)) for _, values in columns) + " |"
+                for metric in RETRIEVAL_METRICS]
+        out.append("")
+    return out
+
+
+def _slice_section(runs: dict[str, dict[str, Any]], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The paraphrased and near-miss cases apart from the rest, per answerer (nothing when the set has neither)."""
+    if not any(t in SLICE_TAGS for r in rows for t in r["tags"]):
+        return []
+    out = ["## Slices: paraphrased questions and near misses", "",
+           "`paraphrase`: answerable questions worded as a reader would, not as the notes are. `near-miss`: "
+           "unanswerable questions about an entity the notes cover, asking for a fact they do not give (right: "
+           "a refusal). `other`: every other case. BM25 hit@1 is the baseline's, on the same queries.", ""]
+    for name, run in runs.items():
+        mine = [r for r in rows if r["answerer"] == name]
+        groups = [(tag, [r for r in mine if tag in r["tags"]]) for tag in SLICE_TAGS]
+        groups.append(("other", [r for r in mine if not set(r["tags"]) & set(SLICE_TAGS)]))
+        fixed = run.get("baselines", {}).get("fixed_list", {}).get("sources")
+        out += [f"**{name}**", "", "| slice | cases | " + " | ".join(SLICE_METRICS) + " | BM25 hit@1 |",
+                "|---|---:|" + "---:|" * (len(SLICE_METRICS) + 1)]
+        for label, group in groups:
+            if not group:
+                continue
+            bm25 = baselines(group, fixed).get("bm25", {}).get("metrics", {}).get("hit@1")
+            values = [m.mean(r["scores"].get(k) for r in group) for k in SLICE_METRICS]
+            out.append(f"| {label} | {len(group)} | " + " | ".join(fmt(v) for v in values) + f" | {fmt(bm25)} |")
+        out.append("")
+    return out
+
+
+def _answered_and_right_line(name: str, run: dict[str, Any]) -> str:
+    value, cases = run["metrics"].get("answered_and_right"), run["counts"].get("answered_and_right", 0)
+    if value is None:
+        return f"**{name}**: answered and right {NOT_APPLICABLE} (no answerable cases).  "
+    return (f"**{name}**: answered and right {value:.3f}: {round(value * cases)} of {cases} answerable cases answered "
+            "with every key fact and every citation supported.  ")
 
 
 def _case_block(r: dict[str, Any]) -> list[str]:

@@ -2,11 +2,13 @@
 
 For each case: ask the pipeline (question + history) with the chosen answerer; retrieve again
 with the answer's own standalone query, deeper (``RANKING_DEPTH`` chunks), for the retrieval
-metrics; score the answer, its citations and its faithfulness with an independent judge.
+metrics, and with BM25 alone for the baseline row; score the answer, its citations and its
+faithfulness with an independent judge.
 
 Writes to the output folder:
   results.jsonl   one line per (answerer, case): the answer, its citations, the scores
-  summary.json    the metrics per answerer, the refusal confusion matrix, latency, per-tag scores
+  summary.json    the metrics per answerer, the refusal confusion matrix, latency, per-tag scores,
+                  the retrieval baselines (a fixed list of notes, BM25 alone)
   report.md       the same for people, with plots (plots/*.png) and the ten worst cases
 """
 
@@ -23,20 +25,25 @@ from typing import Any
 
 from evals import metrics as m
 from evals.cases import EvalCase
-from evals.judge import Judge, LexicalJudge, passage_text
+from evals.judge import AlignmentJudge, Judge, agreement, passage_text
 
 RANKING_DEPTH = 30
 """Chunks retrieved for the retrieval metrics (deduplicated to sources, best chunk first)."""
 
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@10", "mrr", "ndcg@10")
-ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy")
+PASSAGE_METRICS = ("answer_passage_hit",)
+ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy", "answered_and_right")
 CITATION_METRICS = ("citation_precision", "citation_recall")
 FAITHFULNESS_METRICS = ("faithfulness",)
-HEADLINE = RETRIEVAL_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
+HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
 """The metrics on the gate, the bars and the compare table, in this order."""
 
-EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "key_fact_recall_answered", "token_f1_answered",
-                 "answered_rate", "hop_rate")
+EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "answer_passage_hit_answered", "key_fact_recall_answered",
+                 "token_f1_answered", "citation_precision_answered", "faithfulness_answered", "answered_rate",
+                 "hop_rate")
+
+FIXED_LIST_SIZE = 5
+"""Notes in the fixed-list baseline: the set's most common gold notes, offered to every question alike."""
 STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "total_s")
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -65,6 +72,12 @@ def judge_answer(answer: dict[str, Any], judge: Judge) -> list[dict[str, Any]]:
     return out
 
 
+def every_citation_supported(judgements: list[dict[str, Any]]) -> bool:
+    """Whether the answer has sentences, each cites a passage, and the judge finds every cited passage
+    supports its sentence (an uncited sentence is unsupported, as in faithfulness)."""
+    return bool(judgements) and all(j["cited"] and all(c["supported"] for c in j["cited"]) for j in judgements)
+
+
 def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
                judgements: list[dict[str, Any]]) -> dict[str, float | None]:
     """Every per-case score; None where a metric does not apply to the case.
@@ -81,13 +94,13 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
     scores["answered_rate"] = float(not refused)
     scores["hop_rate"] = float(bool(answer.get("hop_queries")))
     if answerable:
-        scores["hit@1"] = m.hit_at_k(ranking, gold, 1)
-        scores["hit@3"] = m.hit_at_k(ranking, gold, 3)
-        scores["hit@5"] = m.hit_at_k(ranking, gold, 5)
-        scores["recall@5"] = m.recall_at_k(ranking, gold, 5)
-        scores["recall@10"] = m.recall_at_k(ranking, gold, 10)
-        scores["mrr"] = m.reciprocal_rank(ranking, gold)
-        scores["ndcg@10"] = m.ndcg_at_k(ranking, gold, 10)
+        scores.update(retrieval_scores(ranking, gold))
+        # Whether the answerer was given a gold note at all, refused or not: averaged over answered cases
+        # only, it would reward refusing whenever retrieval missed (the *_answered variant keeps that view).
+        seen = [p["source"] for p in answer.get("passages", [])]
+        scores["answer_passage_hit"] = m.source_hit(seen, gold)
+        if not refused:
+            scores["answer_passage_hit_answered"] = scores["answer_passage_hit"]
         if case.gold_passages:
             scores["passage_hit"] = m.passage_hit((p["text"] for p in answer.get("passages", [])),
                                                   case.gold_passages)
@@ -101,17 +114,38 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
             scores["token_f1_answered"] = scores["token_f1"]
         cited_sources = [c["source"] for c in answer.get("citations", [])]
         scores["citation_recall"] = 0.0 if refused else m.citation_recall(cited_sources, gold)
-        if not refused:
-            pairs = [(c["source"], c["supported"]) for j in judgements for c in j["cited"]]
-            scores["citation_precision"] = m.citation_precision(pairs, gold)
+        # A refusal of an answerable case scores 0 on citation precision and faithfulness too: averaged
+        # over answered cases only, they would reward refusing the hard questions (the *_answered variants
+        # keep that view).
+        pairs = [(c["source"], c["supported"]) for j in judgements for c in j["cited"]]
+        # A related note states the key fact too, so citing it for that fact is right; what precision must
+        # catch is a supported-looking quote from a note with no bearing on the question.
+        citable = gold | set(case.related_sources)
+        scores["citation_precision"] = 0.0 if refused else m.citation_precision(pairs, citable)
+        facts_found = not refused and all(m.fact_found(f, text) for f in case.key_facts)
+        scores["answered_and_right"] = float(facts_found and every_citation_supported(judgements))
     if not refused and judgements:
         scores["faithfulness"] = sum(j["supported"] for j in judgements) / len(judgements)
-    elif not refused:
-        scores["faithfulness"] = 0.0  # an answer with no sentences to check is not a faithful one
+    elif not refused or answerable:
+        # An answer with no sentences to check is not a faithful one, nor is refusing an answerable case.
+        scores["faithfulness"] = 0.0
+    if not refused:
+        scores["citation_precision_answered"] = scores["citation_precision"]
+        scores["faithfulness_answered"] = scores["faithfulness"]
     parts = [scores[k] for k in ("refusal_accuracy", "key_fact_recall", "token_f1", "citation_precision",
                                  "faithfulness")]
     scores["case_score"] = m.mean(parts)
     return scores
+
+
+def retrieval_scores(ranking: Sequence[str], gold: set[str]) -> dict[str, float]:
+    """The ranking metrics of one answerable case: sources best first, deduplicated, against its gold notes."""
+    return {
+        "hit@1": m.hit_at_k(ranking, gold, 1), "hit@3": m.hit_at_k(ranking, gold, 3),
+        "hit@5": m.hit_at_k(ranking, gold, 5), "recall@5": m.recall_at_k(ranking, gold, 5),
+        "recall@10": m.recall_at_k(ranking, gold, 10), "mrr": m.reciprocal_rank(ranking, gold),
+        "ndcg@10": m.ndcg_at_k(ranking, gold, 10),
+    }
 
 
 # Aggregation -----------------------------------------------------------------------------------
@@ -145,15 +179,57 @@ def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                        **{name: m.mean(r["scores"].get(name) for r in tagged) for name in HEADLINE}}
         by_tag[tag]["refusal_accuracy"] = m.mean(r["scores"]["refusal_accuracy"] for r in tagged)
     return {"metrics": metrics, "counts": counts, "confusion": confusion, "latency": latency,
-            "by_tag": by_tag, "errors": sum(1 for r in rows if r.get("error")), "cases": len(rows)}
+            "by_tag": by_tag, "baselines": baselines(rows), "errors": sum(1 for r in rows if r.get("error")),
+            "cases": len(rows)}
+
+
+def fixed_list(rows: Sequence[dict[str, Any]], size: int = FIXED_LIST_SIZE) -> list[str]:
+    """The set's most common gold notes over its answerable rows, most common first (ties by name)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["answerable"]:
+            for source in row.get("gold_sources", ()):
+                counts[source] = counts.get(source, 0) + 1
+    return sorted(counts, key=lambda s: (-counts[s], s))[:size]
+
+
+def baselines(rows: Sequence[dict[str, Any]], fixed: Sequence[str] | None = None) -> dict[str, Any]:
+    """What each retrieval figure is worth without the retriever, over the answerable rows.
+
+    ``fixed_list``: the same few notes offered to every question (``fixed`` or the rows' most common
+    gold notes). ``bm25``: BM25 alone on the same standalone queries, where the rows hold its ranking
+    (``bm25_sources``, written by ``run_case`` when given a lexical retriever).
+    """
+    answerable = [r for r in rows if r["answerable"]]
+    fixed = list(fixed) if fixed is not None else fixed_list(answerable)
+
+    def means(ranking_of: Callable[[dict[str, Any]], Sequence[str]]) -> dict[str, float | None]:
+        scored = [retrieval_scores(ranking_of(r), set(r.get("gold_sources", ()))) for r in answerable]
+        return {name: m.mean(s[name] for s in scored) for name in RETRIEVAL_METRICS}
+
+    out: dict[str, Any] = {"fixed_list": {"sources": fixed, "metrics": means(lambda r: fixed)}}
+    if answerable and all("bm25_sources" in r for r in answerable):
+        out["bm25"] = {"metrics": means(lambda r: r["bm25_sources"])}
+    return out
 
 
 # Running ---------------------------------------------------------------------------------------
 
 
-def _ranking(engine: Any, query: str) -> list[str]:
-    result = engine.retriever.retrieve(query, k=max(RANKING_DEPTH, engine.settings.top_k))
+def _ranking(engine: Any, query: str, retriever: Any = None) -> list[str]:
+    if retriever is None:
+        result = engine.retriever.retrieve(query, k=max(RANKING_DEPTH, engine.settings.top_k))
+    else:  # a baseline ranks alone: no MMR re-ordering of its list
+        result = retriever.retrieve(query, k=max(RANKING_DEPTH, engine.settings.top_k), use_mmr=False)
     return m.unique_in_order(p.chunk.source for p in result.passages)
+
+
+def lexical_retriever(engine: Any) -> Any:
+    """BM25 alone over the engine's own index (the Retriever's lexical mode, no reranker): the baseline row."""
+    from assistant.retrieval import Retriever
+
+    settings = engine.settings.model_copy(update={"reranker_model": None})
+    return Retriever(settings, engine.store, engine.embedder, mode="lexical")
 
 
 def _empty_answer(case: EvalCase, answerer: str) -> dict[str, Any]:
@@ -162,13 +238,23 @@ def _empty_answer(case: EvalCase, answerer: str) -> dict[str, Any]:
             "passages": [], "timings": dict.fromkeys(STAGES, 0.0)}
 
 
-def run_case(engine: Any, answerer: Any, case: EvalCase, judge: Judge) -> dict[str, Any]:
-    """Ask one case and score it; an exception becomes a row with ``error`` set and zero scores."""
+def run_case(engine: Any, answerer: Any, case: EvalCase, judge: Judge, lexical: Any = None) -> dict[str, Any]:
+    """Ask one case and score it; an exception becomes a row with ``error`` set and zero scores.
+
+    With ``lexical`` (``lexical_retriever``), the row also holds BM25's ranking of the same standalone
+    query (``bm25_sources``) for the baseline row.
+    """
     started = time.perf_counter()
     error = ""
+    bm25: list[str] | None = [] if lexical is not None else None
     try:
         answer = engine.pipeline.ask(answerer, case.question, case.turns()).as_dict()
         ranking = _ranking(engine, answer["query"])
+        if lexical is not None:
+            try:
+                bm25 = _ranking(engine, answer["query"], lexical)
+            except Exception:  # the baseline is for comparison: without it the row still scores the system
+                bm25 = None
     except Exception as exc:
         answer = _empty_answer(case, answerer.name)
         ranking = []
@@ -178,15 +264,19 @@ def run_case(engine: Any, answerer: Any, case: EvalCase, judge: Judge) -> dict[s
     if error:  # a crash is a wrong answer, whichever way the case leans
         scores["refusal_accuracy"] = 0.0
         scores["case_score"] = 0.0
-    return {
+    row = {
         "id": case.id, "answerer": answerer.name, "question": case.question,
         "history": [t.model_dump() for t in case.history], "tags": list(case.tags),
         "answerable": case.answerable, "reference_answer": case.reference_answer,
         "key_facts": list(case.key_facts), "gold_sources": list(case.gold_sources),
+        "related_sources": list(case.related_sources),
         "found_key_facts": [f for f in case.key_facts if not answer["refused"] and m.fact_found(f, answer["answer"])],
         "retrieved_sources": ranking[:10], "answer": answer, "judgements": judgements,
         "scores": scores, "wall_s": round(time.perf_counter() - started, 4), "error": error,
     }
+    if bm25 is not None:  # absent, the set gets no BM25 baseline rather than one scored 0 on this case
+        row["bm25_sources"] = bm25
+    return row
 
 
 def settings_snapshot(settings: Any) -> dict[str, Any]:
@@ -201,19 +291,22 @@ def run_set(engine: Any, cases: Sequence[EvalCase], answerers: Sequence[str], ou
             set_path: str = "", judge: Judge | None = None, progress: ProgressCallback | None = None,
             write_report: bool = True, warmup: bool = True) -> dict[str, Any]:
     """Run every case with every answerer; write results.jsonl, summary.json and report.md."""
-    judge = judge or LexicalJudge()
+    judge = judge or AlignmentJudge()
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     summary: dict[str, Any] = {
         "kind": "qa", "set": set_path, "cases": len(cases), "answerers": list(answerers), "judge": judge.name,
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "settings": settings_snapshot(engine.settings), "runs": {},
+        # A judge's verdicts mean only as much as its agreement with people: recorded with every run.
+        "judge_agreement": agreement(judge).as_dict(),
     }
     try:
         summary["index"] = engine.status().as_dict()
     except Exception as exc:  # the status is for the record; the run can go on without it
         summary["index"] = {"error": str(exc)}
     all_rows: list[dict[str, Any]] = []
+    lexical = lexical_retriever(engine)
     with (out_dir / "results.jsonl").open("w", encoding="utf-8") as out:
         for name in answerers:
             answerer = engine.answerer(name)
@@ -225,7 +318,7 @@ def run_set(engine: Any, cases: Sequence[EvalCase], answerers: Sequence[str], ou
             rows = []
             run_started = time.perf_counter()
             for done, case in enumerate(cases, start=1):
-                row = run_case(engine, answerer, case, judge)
+                row = run_case(engine, answerer, case, judge, lexical)
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 rows.append(row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,13 @@ NGRAM = 12
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.DOTALL)
 _HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
-_PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
+_PUNCT = str.maketrans("", "", string.punctuation + "“”‘’‚‛„‟′″«»…")
+# A reader sees the same words in "information-technology" and "information technology", and in
+# "a/b" and "a b": hyphens, dashes, the minus sign and slashes separate words rather than make new ones.
+_JOINERS = re.compile(r"[-‐‑‒–—―−/]")
+# "1,334", "1 334" (no-break or thin space) and "1'334" are the same figure as "1334".
+_DIGIT_GROUP = re.compile(r"(?<=\d)[,'’\u00a0\u2009\u202f](?=\d{3}(?!\d))")
+_PERCENT = re.compile(r"(?<=\d)\s*%|\bper\s+cent\b")
 
 
 def _split(path: Path) -> tuple[str, str]:
@@ -49,9 +56,13 @@ def _meta(path: Path) -> dict:
 
 
 def _words(text: str) -> list[str]:
-    """Lower-cased words with punctuation stripped; empty tokens dropped."""
+    """Lower-cased words as a reader counts them: punctuation and quotes stripped, hyphenated words
+    split, thousands separators dropped, "%" and "per cent" read as "percent"; empty tokens dropped."""
+    text = _DIGIT_GROUP.sub("", text)  # before NFKC, which turns the thin and no-break spaces into spaces
+    text = unicodedata.normalize("NFKC", text).replace("\u00ad", "").lower()  # a soft hyphen is invisible
+    text = _JOINERS.sub(" ", _PERCENT.sub(" percent", text))
     out = []
-    for token in text.lower().split():
+    for token in text.split():
         word = token.translate(_PUNCT)
         if word:
             out.append(word)
@@ -167,3 +178,23 @@ def test_shared_runs_helper():
     note = _words("Zero one, two three four five six seven eight nine ten eleven twelve thirteen! end")
     assert _shared_runs(note, seed) == ["one two three four five six seven eight nine ten eleven twelve thirteen"]
     assert _shared_runs(_words("one two three four five six seven eight nine ten eleven zzz"), seed) == []
+
+
+def test_words_read_as_a_reader_does():
+    plain = _words("The information technology projects numbered 1334 and covered 15.9 percent of Chinas demand")
+    variants = [
+        "The information-technology projects numbered 1,334 and covered 15.9% of China's demand",
+        "The “information‑technology” projects numbered 1\u2009334 and covered 15.9 per cent of China’s demand",
+        "The ‘information–technology’ projects numbered 1\u202f334 and covered 15.9 % of China‘s demand",
+        'The "infor\u00admation-tech\u00adnology" projects numbered 1,334 and covered 15.9 Per Cent of '
+        '"China\'s" demand',
+    ]
+    for text in variants:
+        assert _words(text) == plain, text
+    # A hyphen or slash between words makes two words, so a copied run cannot hide behind one.
+    assert _words("state-owned/private") == ["state", "owned", "private"]
+    # Digits that are not a thousands group stay apart: a year range, a decimal, a list.
+    assert _words("2014-2020, 15.90 and 1,33") == ["2014", "2020", "1590", "and", "133"]
+    seed = _ngrams(_words("alpha beta gamma delta-epsilon zeta eta theta iota kappa lambda mu 1,334"))
+    note = _words("Alpha “beta” gamma delta epsilon zeta eta theta iota kappa lambda mu 1334.")
+    assert _shared_runs(note, seed) == ["alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu 1334"]
