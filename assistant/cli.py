@@ -1,4 +1,4 @@
-"""The ``chokepoint`` command line: index, status, search, ask, chat, eval.
+"""The ``chokepoint`` command line: index, status, search, ask, chat, eval, serve.
 
 Errors print one line (add ``--debug`` for the traceback) and exit non-zero:
 1 for an error, 2 for bad usage, 3 when indexing finished but some files failed.
@@ -60,15 +60,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         report = Indexer(settings, embedder).run(paths, rebuild=args.rebuild, progress=progress)
     out = sys.stdout
     if args.json:
-        json.dump({
-            "added": report.added, "updated": report.updated, "removed": report.removed,
-            "unchanged": report.unchanged, "repaired": report.repaired, "skipped": report.skipped,
-            "links_not_followed": [{"link": link.name, "target": link.target, "reason": link.reason}
-                                   for link in report.links],
-            "failed": [{"path": f.path, "reason": f.reason} for f in report.failed],
-            "chunks_written": report.chunks_written, "chunks_total": report.chunks_total,
-            "seconds": round(report.seconds, 3),
-        }, out, indent=2)
+        json.dump(report.as_dict(), out, indent=2)
         out.write("\n")
     else:
         print(f"Indexed: {report.summary()}", file=out)
@@ -278,6 +270,12 @@ from evals.cli import register as _register_eval  # noqa: E402
 
 _extra_commands.append(_register_eval)
 COMMANDS["eval"] = _cmd_eval
+
+from service.cli import cmd_serve as _cmd_serve  # noqa: E402
+from service.cli import register as _register_serve  # noqa: E402
+
+_extra_commands.append(_register_serve)
+COMMANDS["serve"] = _cmd_serve
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str:

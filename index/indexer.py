@@ -86,6 +86,18 @@ class IndexReport:
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed or self.repaired)
 
+    def as_dict(self) -> dict:
+        """The report as `chokepoint index --json` and POST /v1/index give it."""
+        return {
+            "added": self.added, "updated": self.updated, "removed": self.removed,
+            "unchanged": self.unchanged, "repaired": self.repaired, "skipped": self.skipped,
+            "links_not_followed": [{"link": link.name, "target": link.target, "reason": link.reason}
+                                   for link in self.links],
+            "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
+            "chunks_written": self.chunks_written, "chunks_total": self.chunks_total,
+            "seconds": round(self.seconds, 3),
+        }
+
     def summary(self) -> str:
         line = (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "

@@ -103,6 +103,21 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
     max_passages: int = Field(20, ge=1, le=100, description="Most passages one question may ask for (k).")
 
+    # Service (`chokepoint serve`): an OpenAI-compatible API for other tools
+    api_host: str = Field("127.0.0.1", description="Where the API listens; loopback unless chosen otherwise.")
+    api_port: int = Field(8600, ge=1, le=65535)
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token. POST /v1/index is refused without one configured; when set, every request "
+        "must send it.",
+    )
+    api_max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Larger request bodies are refused (413) before they are parsed."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API; none unless listed."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
