@@ -32,7 +32,8 @@ RANKING_DEPTH = 30
 
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@10", "mrr", "ndcg@10")
 PASSAGE_METRICS = ("answer_passage_hit",)
-ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy", "answered_and_right")
+ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy", "answerable_answered", "unanswerable_refused",
+                  "answered_and_right")
 CITATION_METRICS = ("citation_precision", "citation_recall")
 FAITHFULNESS_METRICS = ("faithfulness",)
 HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
@@ -91,6 +92,12 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
     scores: dict[str, float | None] = {key: None for key in (*HEADLINE, *EXTRA_METRICS)}
     scores["refused"] = float(refused)
     scores["refusal_accuracy"] = float(refused != answerable)
+    # The confusion matrix's two rates, each gated on its own: refusal accuracy alone lets an assistant
+    # that never refuses pass, trading the unanswerable cases for a few more answered ones.
+    if answerable:
+        scores["answerable_answered"] = float(not refused)
+    else:
+        scores["unanswerable_refused"] = float(refused)
     scores["answered_rate"] = float(not refused)
     scores["hop_rate"] = float(bool(answer.get("hop_queries")))
     if answerable:
@@ -263,6 +270,7 @@ def run_case(engine: Any, answerer: Any, case: EvalCase, judge: Judge, lexical: 
     scores = score_case(case, answer, ranking, judgements)
     if error:  # a crash is a wrong answer, whichever way the case leans
         scores["refusal_accuracy"] = 0.0
+        scores["answerable_answered" if case.answerable else "unanswerable_refused"] = 0.0
         scores["case_score"] = 0.0
     row = {
         "id": case.id, "answerer": answerer.name, "question": case.question,
