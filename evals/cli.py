@@ -13,8 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from evals.compare import THRESHOLDS
+
 DEFAULT_SET = Path(__file__).resolve().parent / "sets" / "default.jsonl"
-DEFAULT_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
 EXIT_BELOW_FLOOR = 1
 EXIT_BAD_SET = 2
 
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="support judge for citations and faithfulness: alignment (default, lexical: figures, "
                         "names and negations must match) or the local/configured LLM (a note on a sample, "
                         "not for the gate: it is the answerer's own model)")
-    p.add_argument("--thresholds", nargs="?", const=str(DEFAULT_THRESHOLDS), default=None,
+    p.add_argument("--thresholds", nargs="?", const=str(THRESHOLDS), default=None,
                    help="exit 1 when a metric is below its floor in this TOML (default file when no path is given)")
     p.add_argument("--modes", default="hybrid,dense,lexical", help="BEIR: retrieval modes to score")
     p.add_argument("--beir-cache", help="BEIR: where to keep the built index (default: <data dir>/beir/<name>)")

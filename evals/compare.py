@@ -7,6 +7,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
+"""The quality gate's floors, per set and answerer."""
 LOWER_IS_BETTER_PREFIX = "latency "
 NOT_APPLICABLE = "n/a"
 """A metric the run measured on no case (``None`` in summary.json): shown as such, never as 0."""

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from evals import metrics as m
-from evals.runner import HEADLINE, RETRIEVAL_METRICS, STAGES, baselines
+from evals.compare import THRESHOLDS, load_thresholds, set_name
+from evals.runner import EXTRA_METRICS, HEADLINE, RETRIEVAL_METRICS, STAGES, baselines
 
 WORST = 10
 TAG_METRICS = ("refusal_accuracy", "answered_and_right", "hit@5", "key_fact_recall", "token_f1", "citation_precision",
@@ -148,6 +149,24 @@ def _judge_agreement_line(summary: dict[str, Any]) -> list[str]:
             f"{agreed['agreed']}/{agreed['total']}{wrong}; labels in `evals/sets/judge_labels.jsonl`."]
 
 
+def _floors_section(summary: dict[str, Any], path: Path = THRESHOLDS) -> list[str]:
+    """Each answerer's floors for this set (the quality gate), beside what this run measured."""
+    name = summary.get("name") or set_name(str(summary.get("set", "")))
+    floors = load_thresholds(path).get(name, {}) if path.exists() else {}
+    lines = [f"## Floors ({path.name}, [{name}.<answerer>])", ""]
+    tables = {run: table for run, table in floors.items() if run in summary["runs"]}
+    if not tables:
+        return [*lines, f"No floors for this set and these answerers in {path.name}.", ""]
+    lines += ["| answerer | metric | floor | measured | |", "|---|---|---:|---:|---|"]
+    for run, table in tables.items():
+        metrics = summary["runs"][run]["metrics"]
+        for metric, floor in table.items():
+            value = metrics.get(metric)
+            verdict = "ok" if value is not None and value >= floor else "**below**"
+            lines.append(f"| {run} | {metric} | {floor:.3f} | {fmt(value)} | {verdict} |")
+    return [*lines, ""]
+
+
 def _qa_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     runs = summary["runs"]
     names = list(runs)
@@ -167,15 +186,13 @@ def _qa_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, 
         "| metric | " + " | ".join(names) + " | cases |",
         "|---|" + "---:|" * len(names) + "---:|",
     ]
-    from evals.runner import EXTRA_METRICS
-
     for metric in (*HEADLINE, *EXTRA_METRICS):
         counts = {runs[n]["counts"].get(metric, 0) for n in names}
         lines.append(f"| {metric} | " + " | ".join(fmt(runs[n]["metrics"].get(metric)) for n in names)
                      + f" | {'/'.join(str(c) for c in sorted(counts))} |")
     plot_metric_bars(runs, HEADLINE, out_dir / "plots" / "metrics.png", "Headline metrics per answerer")
-    lines += ["", "![metrics](plots/metrics.png)", "", *_baseline_section(runs), *_slice_section(runs, rows),
-              "## Refusals", ""]
+    lines += ["", "![metrics](plots/metrics.png)", "", *_floors_section(summary), *_baseline_section(runs),
+              *_slice_section(runs, rows), "## Refusals", ""]
     for name in names:
         c = runs[name]["confusion"]
         lines += [

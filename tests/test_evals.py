@@ -767,3 +767,16 @@ def test_beir_run_on_a_tiny_corpus(tmp_path, embedder, make_settings):
     again = run_beir(beir, settings, embedder, tmp_path / "out2", cache_dir=tmp_path / "cache", modes=("dense",),
                      write_report=False)
     assert again["index"]["cached"] is True
+
+
+def test_report_shows_each_floor_beside_the_measured_value(tmp_path):
+    from evals.report import _floors_section
+
+    floors = tmp_path / "thresholds.toml"
+    floors.write_text('[mini.extractive]\n"hit@1" = 0.9\n"refusal_accuracy" = 0.5\n', encoding="utf-8")
+    summary = {"set": "evals/sets/mini.jsonl",
+               "runs": {"extractive": {"metrics": {"hit@1": 0.8, "refusal_accuracy": 0.75}}}}
+    text = "\n".join(_floors_section(summary, floors))
+    assert "| extractive | hit@1 | 0.900 | 0.800 | **below** |" in text
+    assert "| extractive | refusal_accuracy | 0.500 | 0.750 | ok |" in text
+    assert "No floors" in "\n".join(_floors_section({"set": "other.jsonl", "runs": {"llm": {}}}, floors))
