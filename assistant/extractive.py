@@ -329,13 +329,14 @@ class Candidate:
         return f"{self.title} {self.span.text}".lower()
 
     def type_bonus(self, form: QuestionForm) -> float:
-        if self.gap:
-            return 0.0  # "the report gives no figure" answers a "how much" question without a value
         if form.kind == "entity":
-            return _TYPE_BONUS / 2 if self.values else 0.0  # "what language": often a name, not always
+            # "what language": often a name, not always
+            return _TYPE_BONUS / 2 if self.values or self.gap else 0.0
         if not form.typed:
             return 0.0
-        return _TYPE_BONUS if self.values else -_TYPE_BONUS
+        # "The report gives no figure" answers a "how much" question as squarely as a figure would: the
+        # sources' own word that the value asked for is missing, so it ranks as a value of the kind does.
+        return _TYPE_BONUS if self.values or self.gap else -_TYPE_BONUS
 
     def scored(self, similarity: float, form: QuestionForm) -> Candidate:
         score = similarity + _COVER_WEIGHT * self.in_context + self.type_bonus(form) - 0.01 * self.passage
