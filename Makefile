@@ -19,7 +19,7 @@ $(BIN)/python:
 # build on this disk; left to the resolver, a dependency would pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[llm,llm-small,dev]'
+	$(BIN)/pip install --quiet -e '.[llm,llm-small,mcp,dev]'
 	touch $@
 
 install: $(VENV)/.installed

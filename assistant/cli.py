@@ -1,4 +1,4 @@
-"""The ``chokepoint`` command line: index, status, search, ask, chat, eval, serve.
+"""The ``chokepoint`` command line: index, status, search, ask, chat, eval, serve, mcp.
 
 Errors print one line (add ``--debug`` for the traceback) and exit non-zero:
 1 for an error, 2 for bad usage, 3 when indexing finished but some files failed.
@@ -276,6 +276,12 @@ from service.cli import register as _register_serve  # noqa: E402
 
 _extra_commands.append(_register_serve)
 COMMANDS["serve"] = _cmd_serve
+
+from service.cli import cmd_mcp as _cmd_mcp  # noqa: E402
+from service.cli import register_mcp as _register_mcp  # noqa: E402
+
+_extra_commands.append(_register_mcp)
+COMMANDS["mcp"] = _cmd_mcp
 
 
 def _explain(exc: Exception, args: argparse.Namespace) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.answer import Answer, Turn
 from assistant.answerers import LLMError
@@ -55,16 +58,33 @@ class Reply:
     """Why the extractive answerer answered in place of the LLM (the request allowed it), if it did."""
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The API over ``engine``; its settings say the token, the body limit and the allowed origins."""
+def create_app(engine: Engine, *, host: str | None = None) -> FastAPI:
+    """The API over ``engine``; its settings say the token, the body limit and the allowed origins.
+
+    ``host`` is the address the server listens on (default ``CHOKEPOINT_API_HOST``): on loopback the MCP
+    endpoint refuses requests whose Host header names another machine (DNS rebinding).
+    """
     settings = engine.settings
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = FastAPI(title="Chokepoint", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    mcp = _mcp_session_manager(engine, host or settings.api_host)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if mcp is None:
+            yield
+            return
+        async with mcp.run():  # the MCP sessions' task group lives as long as the server
+            yield
+
+    app = FastAPI(title="Chokepoint", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.api_cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+                           allow_methods=["GET", "POST", "DELETE"], expose_headers=["Mcp-Session-Id"],
+                           allow_headers=["Authorization", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version",
+                                          "Last-Event-ID"])
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -74,7 +94,7 @@ def create_app(engine: Engine) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = (f"No route {request.method} {request.url.path}: see GET /v1/models, POST /v1/chat/completions, "
-                   "POST /v1/search, GET /v1/status, POST /v1/index." if exc.status_code in (404, 405)
+                   "POST /v1/search, GET /v1/status, POST /v1/index, /mcp (MCP)." if exc.status_code in (404, 405)
                    else str(exc.detail))
         return JSONResponse(ApiError(exc.status_code, message).body(), status_code=exc.status_code)
 
@@ -162,7 +182,61 @@ def create_app(engine: Engine) -> FastAPI:
         return StreamingResponse(chat_.events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    if mcp is not None:
+        app.router.routes.append(Route("/mcp", endpoint=_Authorized(mcp.handle_request, authorize)))
+    else:
+        @app.api_route("/mcp", methods=["GET", "POST", "DELETE"])
+        async def no_mcp(request: Request) -> None:
+            authorize(request)
+            raise ApiError(501, "MCP is not installed on this server: pip install -e '.[mcp]' (make install "
+                           "includes it) and restart chokepoint serve.", type_="server_error", code="mcp_missing")
+
     return app
+
+
+def _mcp_session_manager(engine: Engine, host: str) -> Any:
+    """The Streamable HTTP session manager of an MCP server over ``engine``; None without the mcp extra."""
+    try:
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from service.mcp_server import create_server
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("mcp", "mcp_types"):
+            return None
+        raise
+    from service.cli import _is_loopback
+
+    settings = engine.settings
+    origins = list(settings.api_cors_origins)
+    if _is_loopback(host):
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *origins])
+    else:
+        # Reached by other machines under names we cannot know: the token is the guard (serve warns without one).
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    server = create_server(engine)
+    # Builds the session manager; the Starlette app it returns is not used: create_app routes /mcp to it.
+    server.streamable_http_app(streamable_http_path="/mcp", transport_security=security,
+                               max_request_body_size=settings.api_max_body_bytes)
+    return server.session_manager
+
+
+class _Authorized:
+    """An ASGI app behind the API's token check (a Starlette route calls a class instance as plain ASGI)."""
+
+    def __init__(self, app: ASGIApp, authorize: Callable[[Request], None]) -> None:
+        self.app = app
+        self.authorize = authorize
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            self.authorize(Request(scope))
+        except ApiError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            await JSONResponse(exc.body(), status_code=exc.status, headers=headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class _Chat:

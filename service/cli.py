@@ -1,4 +1,7 @@
-"""``chokepoint serve``: the HTTP API for one engine (``assistant.cli`` maps "serve" to ``cmd_serve``)."""
+"""``chokepoint serve``: the HTTP API for one engine; ``chokepoint mcp``: the MCP server over stdio.
+
+``assistant.cli`` maps "serve" to ``cmd_serve`` and "mcp" to ``cmd_mcp``.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +31,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"chokepoint: warning: listening on {host} without CHOKEPOINT_API_TOKEN: anyone who can reach "
               "this port can read the indexed sources.", file=sys.stderr)
     engine = Engine(settings)
-    print(f"Chokepoint API on http://{host}:{port}/v1 (models: chokepoint, chokepoint-extractive, chokepoint-llm)",
-          file=sys.stderr, flush=True)
-    uvicorn.run(create_app(engine), host=host, port=port, log_level="warning", access_log=False,
+    print(f"Chokepoint API on http://{host}:{port}/v1 (models: chokepoint, chokepoint-extractive, chokepoint-llm); "
+          f"MCP on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=10)
+    return 0
+
+
+def register_mcp(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser("mcp", help="an MCP server over stdio, for agent tools that launch it (tools search, ask)")
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from assistant.cli import settings_from_args
+    from assistant.engine import Engine
+
+    try:
+        from service.mcp_server import create_server
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in ("mcp", "mcp_types"):
+            raise
+        raise ModuleNotFoundError("chokepoint mcp needs the mcp package: pip install -e '.[mcp]' "
+                                  "(make install includes it).", name=exc.name) from exc
+    # Loaded before serving, so a bad data dir is one line on stderr and an exit code, not a broken session.
+    engine = Engine(settings_from_args(args))
+    create_server(engine).run("stdio")
     return 0
 
 
