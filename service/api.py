@@ -14,6 +14,8 @@ since verification may drop or move what it says.
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -79,8 +82,6 @@ def create_app(engine: Engine, *, host: str | None = None) -> FastAPI:
     app = FastAPI(title="Chokepoint", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     if settings.api_cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(CORSMiddleware, allow_origins=settings.api_cors_origins,
                            allow_methods=["GET", "POST", "DELETE"], expose_headers=["Mcp-Session-Id"],
                            allow_headers=["Authorization", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version",
@@ -194,6 +195,16 @@ def create_app(engine: Engine, *, host: str | None = None) -> FastAPI:
     return app
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _mcp_session_manager(engine: Engine, host: str) -> Any:
     """The Streamable HTTP session manager of an MCP server over ``engine``; None without the mcp extra."""
     try:
@@ -204,11 +215,9 @@ def _mcp_session_manager(engine: Engine, host: str) -> Any:
         if exc.name and exc.name.split(".")[0] in ("mcp", "mcp_types"):
             return None
         raise
-    from service.cli import _is_loopback
-
     settings = engine.settings
     origins = list(settings.api_cors_origins)
-    if _is_loopback(host):
+    if is_loopback(host):
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
             allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *origins])
@@ -365,8 +374,6 @@ class _Chat:
 
 
 def _sse(data: dict[str, Any]) -> str:
-    import json
-
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 

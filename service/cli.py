@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 
 
@@ -21,12 +20,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from assistant.cli import settings_from_args
     from assistant.engine import Engine
-    from service.api import create_app
+    from service.api import create_app, is_loopback
 
     settings = settings_from_args(args)
     host = args.host or settings.api_host
     port = args.port if args.port is not None else settings.api_port
-    if not _is_loopback(host) and settings.api_token is None:
+    if not is_loopback(host) and settings.api_token is None:
         # Reachable from other machines with nothing to check: say so, since the sources become readable to them.
         print(f"chokepoint: warning: listening on {host} without CHOKEPOINT_API_TOKEN: anyone who can reach "
               "this port can read the indexed sources.", file=sys.stderr)
@@ -57,12 +56,3 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     engine = Engine(settings_from_args(args))
     create_server(engine).run("stdio")
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
