@@ -54,9 +54,10 @@ class SecondHop:
             return Hop(passages, (), time.perf_counter() - started)
         seen = {p.id for p in passages}
         added: list[Passage] = []
-        for query in queries:
+        vectors = self.retriever.embedder.encode(queries)
+        for query, vector in zip(queries, vectors, strict=True):
             found = self.retriever.retrieve(query, k=self.per_bridge + len(seen), filters=filters,
-                                            relevance_to=question_vector).passages
+                                            relevance_to=question_vector, query_vector=vector).passages
             fresh = [p for p in found if p.id not in seen][: self.per_bridge]
             seen.update(p.id for p in fresh)
             added.extend(fresh)

@@ -187,18 +187,20 @@ class Retriever:
         return unknown
 
     def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None,
-                 use_mmr: bool | None = None, relevance_to: np.ndarray | None = None) -> RetrievalResult:
+                 use_mmr: bool | None = None, relevance_to: np.ndarray | None = None,
+                 query_vector: np.ndarray | None = None) -> RetrievalResult:
         """The ``k`` best passages for ``query``.
 
         ``relevance_to``: the vector each passage's ``relevance`` is measured against, when not the
         query's own (a second hop searches a bridge name, but its finds must say how near they are to
-        the question asked).
+        the question asked). ``query_vector``: the query's embedding, when the caller embedded several
+        queries in one call (one model call for two texts costs little more than for one).
         """
         started = time.perf_counter()
         k = k or self.settings.top_k
         depth = max(self.settings.candidates, k)
         filters = filters or Filters()
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode([query])[0] if query_vector is None else query_vector
 
         rankings: list[list[str]] = []
         ranks: dict[str, dict[str, int]] = {"dense": {}, "lexical": {}}
