@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,46 @@ def get_settings() -> Settings:
     return Settings()
 
 
-@st.cache_resource(show_spinner="Loading the model and index…")
+@st.cache_resource(show_spinner=False)
+def engine_loading() -> EngineLoading:
+    """The engine of this server process, loading in the background from the first page open."""
+    return EngineLoading(get_settings())
+
+
 def get_engine() -> Engine:
-    return Engine(get_settings())
+    """The engine once it has loaded (waits for it); raises what loading raised."""
+    return engine_loading().wait()
+
+
+class EngineLoading:
+    """``Engine(settings)`` built in a thread, so the page and its chat input show before the model has loaded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._done = threading.Event()
+        self._engine: Engine | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._load, args=(settings,), name="chokepoint-engine", daemon=True).start()
+
+    def _load(self, settings: Settings) -> None:
+        try:
+            self._engine = Engine(settings)
+        except BaseException as exc:  # raised to the page that waits for it, as a one-line error
+            self._error = exc
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self) -> Engine:
+        self._done.wait()
+        if self._error is not None:
+            # A failed load must not stay cached: the next page open (after the user fixed the data dir) retries.
+            engine_loading.clear()
+            raise self._error
+        assert self._engine is not None
+        return self._engine
 
 
 @st.cache_resource(show_spinner=False)
@@ -662,11 +700,30 @@ def main() -> None:
     st.title("Chokepoint")
     st.caption("Cited answers on China's technology-autonomy drive, from the documents in your sources folder.")
     try:
-        engine = get_engine()
+        settings = get_settings()
+        loading = engine_loading()
     except Exception as exc:
         st.error(f"Chokepoint could not start: {one_line(exc)}")
         st.stop()
-    init_state(engine.settings)
+    init_state(settings)
+    page = st.container()  # what needs the engine; the chat input below shows while the engine loads
+    question = st.chat_input("Ask about China's technology autonomy", key="question",
+                             max_chars=settings.max_question_chars)
+    if question:
+        st.session_state.pending = {"question": question, "answerer": None, "retry": False}
+    with page:
+        try:
+            # A question sent meanwhile reruns the page once the engine is there, and is answered then.
+            with contextlib.nullcontext() if loading.ready else st.spinner("Loading the model and index…"):
+                engine = loading.wait()
+        except Exception as exc:
+            st.error(f"Chokepoint could not start: {one_line(exc)}")
+            st.stop()
+        answer_page(engine)
+
+
+def answer_page(engine: Engine) -> None:
+    """The sidebar, the conversation and the pending question, once the engine has loaded."""
     try:
         status = engine.status()
         options = index_options(str(engine.settings.data_dir), status.generation, status.chunks, engine)
@@ -681,10 +738,6 @@ def main() -> None:
         st.error(text)
     st.session_state.flash = []
     render_history(engine)
-    question = st.chat_input("Ask about China's technology autonomy", key="question",
-                             max_chars=engine.settings.max_question_chars)
-    if question:
-        st.session_state.pending = {"question": question, "answerer": None, "retry": False}
     if st.session_state.pending:
         answer_pending(engine, options)
 

@@ -12,6 +12,10 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from index.settings import Settings
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -118,22 +122,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_sources(answer, out=sys.stdout) -> None:
-    if answer.refused:
-        print(f"\n(refused: {answer.refusal_reason})", file=out)
-        if answer.passages:
+def _print_answer(answer: dict, out=sys.stdout) -> None:
+    """The answer and its sources, from ``Answer.as_dict()``: a server's answer comes as that dict."""
+    print(answer["answer"], file=out)
+    if answer["refused"]:
+        print(f"\n(refused: {answer['refusal_reason']})", file=out)
+        if answer["passages"]:
             print("Nearest passages:", file=out)
-            for p in answer.passages[:3]:
-                print(f"  - {p.chunk.title} — {p.chunk.source} (similarity {p.relevance:.2f})", file=out)
+            for p in answer["passages"][:3]:
+                print(f"  - {p['title']} — {p['source']} (similarity {p['relevance']:.2f})", file=out)
         return
-    if answer.dropped:
-        print(f"\n({len(answer.dropped)} unsupported sentence(s) dropped)", file=out)
+    if answer["dropped"]:
+        print(f"\n({len(answer['dropped'])} unsupported sentence(s) dropped)", file=out)
     print("\nSources:", file=out)
-    for c in answer.citations:
-        page = f", page {c.chunk.page}" if c.chunk.page else ""
-        print(f"  [{c.n}] {c.chunk.title} — {c.chunk.source}{page}, chars {c.support_start}-{c.support_end}"
-              + (f" <{c.chunk.url}>" if c.chunk.url else ""), file=out)
-        print(f"      \"{' '.join(c.supporting_text.split())}\"", file=out)
+    for c in answer["citations"]:
+        page = f", page {c['page']}" if c["page"] else ""
+        print(f"  [{c['n']}] {c['title']} — {c['source']}{page}, chars {c['support_start']}-{c['support_end']}"
+              + (f" <{c['url']}>" if c["url"] else ""), file=out)
+        print(f"      \"{' '.join(c['supporting_text'].split())}\"", file=out)
 
 
 def _run_question(engine, answerer, question: str, history: list, args: argparse.Namespace):
@@ -160,16 +166,40 @@ def _run_question(engine, answerer, question: str, history: list, args: argparse
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from assistant.engine import Engine
+    settings = settings_from_args(args)
+    answer = None if args.local else _ask_server(settings, args)
+    via = "server"
+    if answer is None:
+        from assistant.engine import Engine
 
-    engine = Engine(settings_from_args(args))
-    answer = _run_question(engine, engine.answerer(args.answerer), args.question, [], args)
+        engine = Engine(settings)
+        answer = _run_question(engine, engine.answerer(args.answerer), args.question, [], args).as_dict()
+        via = "local"
     if args.json:
-        print(json.dumps(answer.as_dict(), indent=2))
+        print(json.dumps({**answer, "via": via}, indent=2))
     else:
-        print(answer.text)
-        _print_sources(answer)
+        _print_answer(answer)
     return 0
+
+
+def _ask_server(settings: Settings, args: argparse.Namespace) -> dict | None:
+    """The answer from a running ``chokepoint serve`` over the same index; None (and why, on stderr) if none.
+
+    Loading the model and opening the index take seconds; a server has them loaded already.
+    """
+    from service.client import ServerUnavailable, find_server
+
+    lookup = find_server(settings)
+    if lookup.server is None:
+        if lookup.reason:
+            print(f"chokepoint: answering locally: {lookup.reason}", file=sys.stderr)
+        return None
+    with lookup.server as server:
+        try:
+            return server.ask(args.question, args.answerer or settings.answerer, _filter_fields(args))
+        except ServerUnavailable as exc:
+            print(f"chokepoint: answering locally: {exc}", file=sys.stderr)
+            return None
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -193,8 +223,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"chokepoint: {exc}", file=sys.stderr)
             continue
-        print(answer.text)
-        _print_sources(answer)
+        _print_answer(answer.as_dict())
         history += [Turn("user", question), Turn("assistant", answer.text)]
 
 
@@ -208,6 +237,13 @@ def _filters(args: argparse.Namespace):
         date_from=getattr(args, "date_from", None) or "",
         date_to=getattr(args, "date_to", None) or "",
     )
+
+
+def _filter_fields(args: argparse.Namespace) -> dict:
+    """``-k`` and the filters as the API's extra body fields (``_filters`` would import the index store)."""
+    fields = {"k": args.k, "source": args.source, "publisher": args.publisher, "topic": args.topic,
+              "date_from": args.date_from, "date_to": args.date_to}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _add_filter_args(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ask":
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+            p.add_argument("--local", action="store_true",
+                           help="answer in this process, even when a chokepoint serve over the same index is up")
         p.add_argument("--answerer", choices=["extractive", "llm"], default=None)
         p.add_argument("-k", type=int, default=None, help="number of passages")
         _add_filter_args(p)

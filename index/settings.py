@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     api_cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API; none unless listed."
     )
+    server_url: str | None = Field(
+        None,
+        description="A running `chokepoint serve` for `chokepoint ask` to answer through (when it serves the same "
+        "data dir and collection); unset: the CLI looks for one at api_host:api_port.",
+    )
 
     @classmethod
     def settings_customise_sources(

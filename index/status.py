@@ -23,6 +23,8 @@ class IndexStatus:
     generation: int
     size_bytes: int
     data_dir: str
+    """Resolved, so that a client (the CLI looking for a server) can tell whether it is its own data dir."""
+    collection: str
     store: str
 
     def as_dict(self) -> dict:
@@ -50,6 +52,7 @@ def index_status(settings: Settings, store: ChunkStore) -> IndexStatus:
         last_indexed=last,
         generation=store.published_generation() or local_generation,
         size_bytes=folder_size(settings.data_dir),
-        data_dir=str(settings.data_dir),
+        data_dir=str(settings.data_dir.resolve()),
+        collection=settings.collection,
         store=settings.chroma_url or "embedded",
     )

@@ -178,7 +178,10 @@ def create_app(engine: Engine, *, host: str | None = None) -> FastAPI:
         chat_ = _Chat(engine, req, name, question, history)
         if not req.stream:
             reply = await run_in_threadpool(chat_.complete)
-            return completion(reply, chat_.id, chat_.created)
+            result = completion(reply, chat_.id, chat_.created)
+            if req.include_answer:
+                result["answer"] = reply.answer.as_dict()
+            return result
         await run_in_threadpool(chat_.start)  # failures before the first draft token still get their status
         return StreamingResponse(chat_.events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -363,6 +366,8 @@ class _Chat:
             yield _sse(self._chunk({"content": sources_markdown(answer)}, model=reply.model))
         final = self._chunk({}, model=reply.model, finish_reason="stop")
         final["citations"] = citations_extension(reply)
+        if self.req.include_answer:
+            final["answer"] = answer.as_dict()
         yield _sse(final)
         yield "data: [DONE]\n\n"
 

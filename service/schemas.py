@@ -97,6 +97,8 @@ class ChatRequest(FilterFields):
     stream: bool = False
     fallback: Literal["extractive"] | None = None
     """What to do when the LLM fails: nothing (502), or answer with the extractive answerer."""
+    include_answer: bool = False
+    """Add ``answer``: the whole answer as ``chokepoint ask --json`` prints it (the CLI asks for it)."""
 
 
 class SearchRequest(FilterFields):
