@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,41 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
     finally:
         stop(server, timeout=15)
         log.close()
+
+
+@contextmanager
+def chokepoint_serve(root: Path, env: dict[str, str], token: str) -> Iterator[str]:
+    """A real `chokepoint serve` on a free port, run in ``root`` with ``env``; yields its URL once it answers
+    ``/v1/models`` with ``token``, and stops it with SIGTERM afterwards. Its output goes to ``root/serve.log``."""
+    import sys
+    import time
+
+    import httpx
+
+    chokepoint = Path(sys.executable).with_name("chokepoint")
+    log_path = root / "serve.log"
+    with log_path.open("wb") as log:
+        for _ in range(3):  # the free port may be taken between probing and binding
+            url = f"http://127.0.0.1:{_free_port()}"
+            process = subprocess.Popen([str(chokepoint), "serve", "--port", url.rsplit(":", 1)[1]], cwd=root,
+                                       env=env, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 180
+            ready = False
+            while not ready and time.monotonic() < deadline and process.poll() is None:
+                try:
+                    ready = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {token}"},
+                                      timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            if ready:
+                break
+            stop(process, timeout=10)
+        else:
+            pytest.fail(f"chokepoint serve did not start: {log_path.read_text()[-3000:]}")
+        try:
+            yield url
+        finally:
+            stop(process, timeout=15)
 
 
 def stop(process: subprocess.Popen, timeout: float) -> None:

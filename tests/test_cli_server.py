@@ -12,14 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SOURCES, _free_port, stop
+from conftest import SOURCES, _free_port, chokepoint_serve
 
 TOKEN = "cli-token-7d1e"
 FILES = ["chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "dram-memory-push.md"]
@@ -37,25 +36,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         shutil.copy(SOURCES / name, sources / name)
     env = _env(root, {"CHOKEPOINT_DATA_DIR": str(root / "data"), "CHOKEPOINT_SOURCES_DIR": str(sources),
                       "CHOKEPOINT_API_TOKEN": TOKEN})
-    log_path = root / "serve.log"
-    with log_path.open("wb") as log:
-        for _ in range(3):  # the free port may be taken between probing and binding
-            port = _free_port()
-            url = f"http://127.0.0.1:{port}"
-            process = subprocess.Popen([str(CHOKEPOINT), "serve", "--port", str(port)], cwd=root, env=env,
-                                       stdout=log, stderr=subprocess.STDOUT)
-            if _wait_ready(url, process):
-                break
-            stop(process, timeout=10)
-        else:
-            pytest.fail(f"chokepoint serve did not start: {log_path.read_text()[-3000:]}")
-        try:
-            auth = {"Authorization": f"Bearer {TOKEN}"}
-            report = httpx.post(f"{url}/v1/index", headers=auth, json={}, timeout=300).json()
-            assert sorted(report["added"]) == sorted(FILES), report
-            yield Served(root, url, port, env)
-        finally:
-            stop(process, timeout=15)
+    with chokepoint_serve(root, env, TOKEN) as url:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        report = httpx.post(f"{url}/v1/index", headers=auth, json={}, timeout=300).json()
+        assert sorted(report["added"]) == sorted(FILES), report
+        yield Served(root, url, int(url.rsplit(":", 1)[1]), env)
 
 
 def _env(root: Path, values: dict[str, str]) -> dict[str, str]:
@@ -64,18 +49,6 @@ def _env(root: Path, values: dict[str, str]) -> dict[str, str]:
     return {**env, "CHOKEPOINT_ANSWERER": "extractive", "CHOKEPOINT_CONFIG": str(root / "none.toml"),
             "CHOKEPOINT_API_PORT": str(_free_port()),  # nothing listens there: no default server to find
             "HF_HUB_OFFLINE": "1", **values}
-
-
-def _wait_ready(url: str, process: subprocess.Popen) -> bool:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            response = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2)
-            if response.status_code == 200:
-                return True
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    return False
 
 
 def ask(served: Served, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

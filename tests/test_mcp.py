@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import anyio
 import httpx
 import httpx2  # mcp's own HTTP client (the mcp extra brings it)
 import pytest
-from conftest import SOURCES, _free_port, stop, write_note
+from conftest import SOURCES, _free_port, chokepoint_serve, write_note
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -171,31 +170,8 @@ def test_stdio_says_how_to_fix_a_missing_data_dir(corpus: Corpus, tmp_path: Path
 @pytest.fixture(scope="module")
 def server(corpus: Corpus) -> str:
     env = {**os.environ, **corpus.env, "CHOKEPOINT_API_TOKEN": TOKEN}
-    log_path = corpus.root / "serve.log"
-    log = log_path.open("wb")
-    for _ in range(3):  # the free port may be taken between probing and binding
-        url = f"http://127.0.0.1:{_free_port()}"
-        process = subprocess.Popen([str(CHOKEPOINT), "serve", "--port", url.rsplit(":", 1)[1]], cwd=corpus.root,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        ready = False
-        while not ready and time.monotonic() < deadline and process.poll() is None:
-            try:
-                ready = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {TOKEN}"},
-                                  timeout=2).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        if ready:
-            break
-        stop(process, timeout=10)
-    else:
-        log.close()
-        pytest.fail(f"chokepoint serve did not start: {log_path.read_text()[-3000:]}")
-    try:
+    with chokepoint_serve(corpus.root, env, TOKEN) as url:
         yield url
-    finally:
-        stop(process, timeout=15)
-        log.close()
 
 
 def test_streamable_http_client_with_the_token(corpus: Corpus, server: str) -> None:

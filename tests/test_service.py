@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import SOURCES, _free_port, stop, write_note
+from conftest import SOURCES, _free_port, chokepoint_serve, write_note
 
 from assistant.prompts import REFUSAL_TEXT
 
@@ -66,36 +64,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
            "CHOKEPOINT_API_TOKEN": TOKEN, "CHOKEPOINT_ANSWERER": "extractive",
            "CHOKEPOINT_LLM_URL": f"http://127.0.0.1:{_dead_port()}/v1", "CHOKEPOINT_LLM_TIMEOUT_S": "5",
            "CHOKEPOINT_CONFIG": str(root / "none.toml"), "HF_HUB_OFFLINE": "1"}
-    chokepoint = Path(sys.executable).with_name("chokepoint")
-    log_path = root / "serve.log"
-    log = log_path.open("wb")
-    for _ in range(3):  # the free port may be taken between probing and binding
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen([str(chokepoint), "serve", "--port", str(port)], cwd=root, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        ready = False
-        while not ready and time.monotonic() < deadline and process.poll() is None:
-            try:
-                ready = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {TOKEN}"},
-                                  timeout=2).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        if ready:
-            break
-        stop(process, timeout=10)
-    else:
-        log.close()
-        pytest.fail(f"chokepoint serve did not start: {log_path.read_text()[-3000:]}")
-    try:
-        service = Server(url, sources, log_path)
+    with chokepoint_serve(root, env, TOKEN) as url:
+        service = Server(url, sources, root / "serve.log")
         report = service.post("/index").json()
         assert sorted(report["added"]) == sorted(FILES), report
         yield service
-    finally:
-        stop(process, timeout=15)
-        log.close()
 
 
 def _raw_citations(server: Server, question: str, **body: object) -> dict:
@@ -187,7 +160,7 @@ def test_filters_and_k_are_body_fields(server):
     found = server.post("/search", json={"query": CHIP_Q, "k": 3, "source": ["chip-self-sufficiency-figures.md"]})
     assert found.status_code == 200
     passages = found.json()["data"]
-    assert 1 <= len(passages) <= 3 and {p["source"] for p in passages} == {"chip-self-sufficiency-figures.md"}
+    assert 0 < len(passages) <= 3 and {p["source"] for p in passages} == {"chip-self-sufficiency-figures.md"}
     assert all(p["end"] > p["start"] for p in passages)
 
 
