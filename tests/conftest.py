@@ -121,6 +121,22 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @contextmanager
+def local_http_server(handler: type) -> Iterator[str]:
+    """A real threaded HTTP server on a free loopback port, answering with ``handler``; yields its base URL."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def chokepoint_serve(root: Path, env: dict[str, str], token: str) -> Iterator[str]:
     """A real `chokepoint serve` on a free port, run in ``root`` with ``env``; yields its URL once it answers
     ``/v1/models`` with ``token``, and stops it with SIGTERM afterwards. Its output goes to ``root/serve.log``."""

@@ -19,16 +19,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SOURCES
+from conftest import ROOT, SOURCES, local_http_server
 
 from assistant.faults import describe
 
@@ -438,13 +437,8 @@ class _Endpoint(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """The base address of a real local HTTP server that misbehaves as told by the path."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Endpoint) as url:
+        yield url
 
 
 @pytest.mark.parametrize(("mode", "expected"), [

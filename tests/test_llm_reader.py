@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
-from conftest import SOURCES, require_llm
+from conftest import SOURCES, local_http_server, require_llm
 
 from assistant.reader import (
     DECLINED,
@@ -230,13 +229,8 @@ class _Chat(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def chat_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Chat)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Chat) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
