@@ -6,6 +6,9 @@ sentence's content words the passage contains; a sentence with a number the pass
 not contain gets no support from it. Then a correct citation is kept, a wrong one is moved
 to the passage that does support the sentence, and a sentence nothing supports is dropped
 (or kept and marked, by setting).
+
+A draft is verified whole (``Verifier.verify``) or sentence by sentence while it is written
+(``Verifier.start``, then ``Verification.add``); both run the same checks and end with the same verdict.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,27 +240,72 @@ class Verifier:
             score = min(score, 0.0)  # a figure the passage does not contain is not supported by it
         return SupportedBy(index, max(0.0, min(1.0, score)), view.spans[best])
 
+    def start(self, passages: list[Passage], *, unsupported: str = "drop") -> Verification:
+        """A verification of a draft whose [n] markers number ``passages`` from 1, fed its sentences as they
+        are written (``Verification.add``)."""
+        return Verification(self, passages, unsupported)
+
     def verify(self, draft: str, passages: list[Passage], *, unsupported: str = "drop") -> Verified:
         """Verify a draft whose [n] markers number ``passages`` from 1."""
+        verification = self.start(passages, unsupported=unsupported)
+        # One batch: a draft that arrives whole has its claims encoded in one model call.
+        verification.add([span.text for span in sentences(draft)])
+        return verification.result()
+
+
+class Verification:
+    """One draft under verification, given its sentences in order, a batch at a time.
+
+    A streamed answer shows each sentence once it is verified, while the rest is still being written.
+    Everything that depends on what came before lives here: citation numbers in order of first
+    appearance, and what was kept, dropped or declined; so a draft verified in pieces ends exactly as
+    the same draft verified whole.
+    """
+
+    def __init__(self, verifier: Verifier, passages: list[Passage], unsupported: str = "drop") -> None:
+        self.verifier = verifier
+        self.passages = passages
+        self.unsupported = unsupported
+        self.kept: list[AnswerSentence] = []
+        self.refusals: list[str] = []
+        self._injected: list[AnswerSentence] = []
+        self._unsupported: list[AnswerSentence] = []
+        self._claimed = False
+        self._views: list[PassageView] | None = None
+        self._numbering: dict[int, int] = {}  # passage index -> final citation number
+        self._spans: dict[int, Span] = {}
+
+    @property
+    def citations(self) -> list[Citation]:
+        """The citations of the sentences kept so far, by number (a number, once given, never changes)."""
+        citations = []
+        for index, n in sorted(self._numbering.items(), key=lambda item: item[1]):
+            chunk = self.passages[index].chunk
+            span = self._spans[index]
+            citations.append(Citation(n, self.passages[index], chunk.start + span.start, chunk.start + span.end))
+        return citations
+
+    def add(self, sentences_: Sequence[str]) -> list[AnswerSentence]:
+        """Verify the next sentences of the draft (as written, with their markers); the ones kept."""
         claims: list[tuple[str, tuple[int, ...]]] = []
-        refusals: list[str] = []
-        injected: list[AnswerSentence] = []
-        for span in sentences(draft):
-            text, cited = citation_markers(span.text)
+        for sentence in sentences_:
+            text, cited = citation_markers(sentence)
             if not text or not re.search(r"[A-Za-z]{3}", text):
                 continue
             if is_instruction(text):
-                injected.append(AnswerSentence(text, (), 0.0, "unsupported", cited))
+                self._injected.append(AnswerSentence(text, (), 0.0, "unsupported", cited))
                 continue
             if is_gap_statement(text):
-                refusals.append(text)
+                self.refusals.append(text)
                 continue
             claims.append((text, cited))
         if not claims:
-            return Verified([], injected, [], "", refusal_only=bool(refusals) and not injected,
-                            refusals=tuple(refusals))
-
-        views = self.views(passages)
+            return []
+        self._claimed = True
+        verifier = self.verifier
+        if self._views is None:
+            self._views = verifier.views(self.passages)
+        views = self._views
 
         def cited_views(cited: tuple[int, ...]) -> list[int]:
             return [c - 1 for c in cited if 1 <= c <= len(views)]
@@ -271,51 +320,51 @@ class Verifier:
             if not_quoting or not indices:
                 needs_vector.append(text)
                 to_encode.extend(not_quoting)
-        claim_vectors = dict(zip(needs_vector, self.vectors.encode(needs_vector), strict=True))
-        self._encode(to_encode)
-        numbering: dict[int, int] = {}  # passage index -> final citation number
-        spans: dict[int, Span] = {}
+        claim_vectors = dict(zip(needs_vector, verifier.vectors.encode(needs_vector), strict=True))
+        verifier._encode(to_encode)
         kept: list[AnswerSentence] = []
-        dropped: list[AnswerSentence] = list(injected)
         for text, cited in claims:
             vector = claim_vectors.get(text)
             scores: dict[int, SupportedBy] = {}
             for i in cited_views(cited):
-                scores[i] = self.support(text, vector, views[i], i)
-            valid_cited = [i for i in cited_views(cited) if scores[i].score >= self.threshold]
+                scores[i] = verifier.support(text, vector, views[i], i)
+            valid_cited = [i for i in cited_views(cited) if scores[i].score >= verifier.threshold]
             if not valid_cited:
                 # No cited passage holds it: look for the one that does, across all of them.
                 if vector is None:
-                    vector = claim_vectors[text] = self.vectors.encode([text])[0]
-                self._encode(views)
+                    vector = claim_vectors[text] = verifier.vectors.encode([text])[0]
+                verifier._encode(views)
                 for i, view in enumerate(views):
                     if i not in scores:
-                        scores[i] = self.support(text, vector, view, i)
+                        scores[i] = verifier.support(text, vector, view, i)
             best = max(scores.values(), key=lambda s: s.score) if scores else None
             if valid_cited:
                 chosen, status = list(dict.fromkeys(valid_cited)), "supported"
-            elif best is not None and best.score >= self.threshold:
+            elif best is not None and best.score >= verifier.threshold:
                 chosen, status = [best.passage], "moved" if cited else "supported"
             else:
                 sentence = AnswerSentence(text, (), best.score if best else 0.0, "unsupported", cited)
-                if unsupported == "mark":
+                if self.unsupported == "mark":
                     kept.append(sentence)
                 else:
-                    dropped.append(sentence)
+                    self._unsupported.append(sentence)
                 continue
             for index in chosen:
-                if index not in numbering:
-                    numbering[index] = len(numbering) + 1
-                    spans[index] = scores[index].span
+                if index not in self._numbering:
+                    self._numbering[index] = len(self._numbering) + 1
+                    self._spans[index] = scores[index].span
             support = max(scores[i].score for i in chosen)
-            kept.append(AnswerSentence(text, tuple(numbering[i] for i in chosen), support, status, cited))
+            kept.append(AnswerSentence(text, tuple(self._numbering[i] for i in chosen), support, status, cited))
+        self.kept.extend(kept)
+        return kept
 
-        citations = []
-        for index, n in sorted(numbering.items(), key=lambda item: item[1]):
-            chunk = passages[index].chunk
-            span = spans[index]
-            citations.append(Citation(n, passages[index], chunk.start + span.start, chunk.start + span.end))
-        return Verified(kept, dropped, citations, render(kept), refusal_only=False, refusals=tuple(refusals))
+    def result(self) -> Verified:
+        """The verdict on every sentence added so far."""
+        if not self._claimed:
+            return Verified([], list(self._injected), [], "", refusal_only=bool(self.refusals) and not self._injected,
+                            refusals=tuple(self.refusals))
+        return Verified(list(self.kept), [*self._injected, *self._unsupported], self.citations, render(self.kept),
+                        refusal_only=False, refusals=tuple(self.refusals))
 
 
 def render(sentences_: list[AnswerSentence]) -> str:

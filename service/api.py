@@ -6,9 +6,14 @@ One ``Engine`` serves every request of the process. The endpoints that work (ans
 indexing) run in the worker thread pool, so a slow answer never holds up the event loop; the engine
 is built to answer while it reindexes.
 
-The content a client shows is only ever the verified answer. A streamed reply sends it sentence by
-sentence once the pipeline has verified them; the draft an answerer is still writing is never sent,
-since verification may drop or move what it says.
+The content a client shows is only ever the verified answer. A streamed reply sends each sentence as
+soon as the pipeline has verified it and knows the answer will keep it (``Settled``), while the
+answerer is still drafting the next: with an LLM that drafts for tens of seconds on a CPU, the reader
+starts reading after the first sentence, not after the last. The draft itself is never sent, since
+verification may drop or move what it says. Once the answer is complete the rest follows (the Sources
+list, or the whole refusal), so the streamed content adds up to the non-streamed ``message.content``.
+An answerer that fails after a sentence went out cannot be replaced by the extractive one (the client
+already shows the first answer's sentences): the stream ends with an error event instead.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,11 +37,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from assistant.answer import Answer, Turn
+from assistant.answer import Answer, AnswerSentence, Turn
 from assistant.answerers import LLMError
 from assistant.engine import Engine
 from assistant.faults import describe
-from assistant.pipeline import AskOptions, Token
+from assistant.pipeline import AskOptions, Settled, Token
 from assistant.retrieval import Passage
 from assistant.verification import render
 from index.indexer import IndexLockedError, IndexReport
@@ -264,7 +270,7 @@ class _Chat:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self._events: Iterator[Any] | None = None
-        self._first: Answer | None = None
+        self._first: Token | Settled | Answer | None = None
         self.fallback_reason = ""
 
     def start(self) -> None:
@@ -279,10 +285,8 @@ class _Chat:
         self._events = self.engine.pipeline.stream(answerer, self.question, self.history, self.options)
         try:
             for event in self._events:
-                if isinstance(event, Answer):
+                if isinstance(event, Token | Settled | Answer):
                     self._first = event
-                    return
-                if isinstance(event, Token):
                     return
         except ValueError as exc:  # the pipeline's own limits, should they be stricter than ours
             raise ApiError(400, str(exc), param="messages") from exc
@@ -299,56 +303,71 @@ class _Chat:
         if self.req.fallback != "extractive":
             raise ApiError(502, f"{exc} Send \"fallback\": \"extractive\" to get the extractive answer instead.",
                            type_="upstream_error", code="llm_failed") from exc
-        # Nothing of the LLM's draft was sent, so the extractive answer can still take its place whole.
+        # Nothing of the LLM's answer was sent, so the extractive answer can still take its place whole.
         self.fallback_reason = str(exc)
         self.answerer = "extractive"
         self._run(self.engine.extractive)
 
-    def _answers(self) -> Iterator[Answer | None]:
-        """None for each draft token (a sign of life, never its text), then the verified answer."""
-        if self._first is not None:
-            yield self._first
-            return
+    @property
+    def model(self) -> str:
+        """The model name a reply carries: the answerer that actually answers."""
+        return "chokepoint-extractive" if self.fallback_reason else _model_name(self.req.model, self.answerer)
+
+    def _outcomes(self) -> Iterator[Settled | Answer | None]:
+        """None for each draft token (a sign of life, never its text), each settled sentence, then the answer."""
         assert self._events is not None
-        for event in self._events:
+        first, self._first = self._first, None
+        for event in self._events if first is None else chain([first], self._events):
             if isinstance(event, Answer):
                 yield event
                 return
-            yield None
+            yield event if isinstance(event, Settled) else None
         raise RuntimeError("the pipeline ended without an answer")
 
-    def replies(self) -> Iterator[Reply | None]:
-        """``_answers`` as replies; an LLM failure becomes the extractive answer (when allowed) or a 502."""
+    def replies(self, *, live: bool = False) -> Iterator[Reply | Settled | None]:
+        """``_outcomes`` with the answer as a reply; an LLM failure becomes the extractive answer (when allowed)
+        or a 502. ``live``: each ``Settled`` is sent to the client as it comes, so after the first one a
+        failure can no longer be replaced (the client shows the failed answerer's sentences)."""
         if self._events is None:
             self.start()
+        sent = False
         try:
-            yield from self._replies()
+            for item in self._replies():
+                sent = sent or (live and isinstance(item, Settled))
+                yield item
         except LLMError as exc:
+            if sent:
+                raise ApiError(502, f"{exc} The answer broke off after its first verified sentences were sent; "
+                               "ask again.", type_="upstream_error", code="llm_failed") from exc
             self._fail_over(exc)
             yield from self._replies()
 
-    def _replies(self) -> Iterator[Reply | None]:
-        for answer in self._answers():
-            if answer is None:
-                yield None
-                continue
-            model = "chokepoint-extractive" if self.fallback_reason else _model_name(self.req.model, self.answerer)
-            yield Reply(answer, model, self.fallback_reason)
+    def _replies(self) -> Iterator[Reply | Settled | None]:
+        for outcome in self._outcomes():
+            yield Reply(outcome, self.model, self.fallback_reason) if isinstance(outcome, Answer) else outcome
 
     def complete(self) -> Reply:
         for reply in self.replies():
-            if reply is not None:
+            if isinstance(reply, Reply):
                 return reply
         raise RuntimeError("the pipeline ended without an answer")
 
     def events(self) -> Iterator[str]:
-        """Server-sent events as OpenAI sends them: a role chunk, content chunks, a finish chunk, [DONE]."""
+        """Server-sent events as OpenAI sends them: a role chunk, content chunks (each verified sentence as
+        it settles, then the rest of the message), a finish chunk, [DONE]."""
         yield _sse(self._chunk({"role": "assistant", "content": ""}))
         reply: Reply | None = None
+        settled: list[Settled] = []
         beat = time.monotonic()
         try:
-            for reply in self.replies():
-                if reply is None and time.monotonic() - beat > HEARTBEAT_S:
+            for item in self.replies(live=True):
+                if isinstance(item, Settled):
+                    yield _sse(self._chunk({"content": sentence_part(item.sentence, len(settled))}, model=self.model))
+                    settled.append(item)
+                    beat = time.monotonic()
+                elif isinstance(item, Reply):
+                    reply = item
+                elif time.monotonic() - beat > HEARTBEAT_S:
                     # A slow LLM drafts for a minute on a CPU: an SSE comment keeps proxies and clients waiting.
                     beat = time.monotonic()
                     yield ": drafting\n\n"
@@ -358,12 +377,15 @@ class _Chat:
             return
         assert reply is not None
         answer = reply.answer
-        if answer.refused:
-            yield _sse(self._chunk({"content": refusal_text(answer)}, model=reply.model))
-        else:
-            for n, sentence in enumerate(answer.sentences):
-                yield _sse(self._chunk({"content": (" " if n else "") + render([sentence])}, model=reply.model))
-            yield _sse(self._chunk({"content": sources_markdown(answer)}, model=reply.model))
+        parts = content_parts(answer)
+        if [s.sentence for s in settled] != list(answer.sentences[: len(settled)]) or (settled and answer.refused):
+            # The pipeline hands on only sentences its answer keeps; should that ever fail, say so rather
+            # than leave the client with content the answer does not have.
+            yield _sse(ApiError(500, "The streamed sentences differ from the final answer; ask again without "
+                                "streaming.", type_="server_error", code="stream_mismatch").body())
+            return
+        for part in parts[len(settled):]:
+            yield _sse(self._chunk({"content": part}, model=reply.model))
         final = self._chunk({}, model=reply.model, finish_reason="stop")
         final["citations"] = citations_extension(reply)
         if self.req.include_answer:
@@ -440,7 +462,7 @@ def _check_limits(req: FilterFields, text: str, field: str, max_chars: int, max_
 def completion(reply: Reply, id_: str, created: int) -> dict[str, Any]:
     """A ``chat.completion`` object, with the ``citations`` extension."""
     answer = reply.answer
-    content = refusal_text(answer) if answer.refused else f"{answer.text}{sources_markdown(answer)}"
+    content = "".join(content_parts(answer))
     return {
         "id": id_, "object": "chat.completion", "created": created, "model": reply.model,
         "system_fingerprint": None,
@@ -449,6 +471,19 @@ def completion(reply: Reply, id_: str, created: int) -> dict[str, Any]:
         "usage": None,
         "citations": citations_extension(reply),
     }
+
+
+def content_parts(answer: Answer) -> list[str]:
+    """The message content in the pieces a stream sends: one per sentence, then the Sources list (or the
+    refusal, whole). Joined, the sentences are ``answer.text``."""
+    if answer.refused:
+        return [refusal_text(answer)]
+    return [*(sentence_part(s, n) for n, s in enumerate(answer.sentences)), sources_markdown(answer)]
+
+
+def sentence_part(sentence: AnswerSentence, position: int) -> str:
+    """One sentence as the answer's text renders it, with the space that joins it to the one before."""
+    return (" " if position else "") + render([sentence])
 
 
 def refusal_text(answer: Answer) -> str:

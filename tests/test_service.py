@@ -133,6 +133,23 @@ def test_streaming_sends_verified_sentences_then_done(server):
     assert json.loads(events[-2][6:])["choices"][0]["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize("question", [MERGER_Q, CHIP_Q, OFF_TOPIC_Q, "How many African countries take part in "
+                                      "Smart Africa?", "How much of its chip demand did China produce in 1995?"])
+def test_streamed_content_adds_up_to_the_completion_content(server, question):
+    # Sentences go out as they settle, the rest once the answer is complete: the same message either way.
+    messages = [{"role": "user", "content": question}]
+    chunks = list(server.client().chat.completions.create(model="chokepoint-extractive", messages=messages,
+                                                          stream=True))
+    whole = server.client().chat.completions.create(model="chokepoint-extractive", messages=messages)
+    parts = [c.choices[0].delta.content for c in chunks[1:-1]]
+    assert "".join(parts) == whole.choices[0].message.content
+    citations = chunks[-1].model_extra["citations"]
+    if citations["refused"]:
+        assert parts == [whole.choices[0].message.content]  # the refusal, whole: nothing went out before it
+    else:
+        assert len(parts) == len(citations["sentences"]) + 1 and parts[-1].startswith("\n\n**Sources**")
+
+
 def test_a_follow_up_uses_the_history(server):
     client = server.client()
     first = client.chat.completions.create(model="chokepoint-extractive",
