@@ -22,14 +22,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from assistant.retrieval import Retriever
 from evals import metrics as m
+from evals import report
 from evals.cases import BeirSet
+from evals.metrics import BEIR_METRICS, MODE_LABELS, MODES
+from index.chunking import chunk_document
+from index.indexer import chunker_config, data_dir_lock, index_identity
+from index.lexical import LexicalIndex, chunk_filters, tokenize
+from index.loaders import SourceDocument
+from index.manifest import LexicalRow
+from index.store import ChunkStore, make_client
 
-MODES = ("hybrid", "dense", "lexical")
-MODE_LABELS = {"hybrid": "hybrid", "dense": "dense only", "lexical": "BM25 only"}
 CHUNK_DEPTH = 100
 """Chunks retrieved per query (then folded into documents)."""
-BEIR_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "recall@20")
 MARKER = "beir-index.json"
 EMBED_BATCH = 512
 
@@ -61,10 +67,6 @@ def corpus_fingerprint(beir: BeirSet) -> str:
 def open_or_build(beir: BeirSet, settings: Any, embedder: Any, progress: ProgressCallback | None = None,
                   rebuild: bool = False) -> tuple[Any, dict[str, Any]]:
     """The set's ChunkStore, built if the cache is missing or stale; and what was done."""
-    from index.indexer import data_dir_lock, index_identity
-    from index.lexical import LexicalIndex
-    from index.store import ChunkStore, make_client
-
     identity = index_identity(settings, embedder)
     fingerprint = corpus_fingerprint(beir)
     marker_path = Path(settings.data_dir) / MARKER
@@ -80,12 +82,6 @@ def open_or_build(beir: BeirSet, settings: Any, embedder: Any, progress: Progres
                     return store, {**marker, "cached": True, "build_s": marker.get("build_s")}
         except Exception:  # a damaged cache is rebuilt, never trusted
             pass
-
-    from index.chunking import chunk_document
-    from index.indexer import chunker_config
-    from index.lexical import chunk_filters, tokenize
-    from index.loaders import SourceDocument
-    from index.manifest import LexicalRow
 
     started = time.perf_counter()
     with data_dir_lock(Path(settings.data_dir)):
@@ -138,8 +134,6 @@ def run_beir(beir: BeirSet, base_settings: Any, embedder: Any, out_dir: Path, *,
              progress: ProgressCallback | None = None, rebuild: bool = False,
              write_report: bool = True) -> dict[str, Any]:
     """Index (or reuse) the corpus, retrieve every query in every mode, write the results."""
-    from assistant.retrieval import Retriever
-
     started = time.perf_counter()
     settings = beir_settings(base_settings, beir, cache_dir)
     store, index_info = open_or_build(beir, settings, embedder, progress, rebuild=rebuild)
@@ -186,7 +180,5 @@ def run_beir(beir: BeirSet, base_settings: Any, embedder: Any, out_dir: Path, *,
     summary["wall_s"] = round(time.perf_counter() - started, 2)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     if write_report:
-        from evals.report import write_report as _write
-
-        _write(out_dir, summary, rows)
+        report.write_report(out_dir, summary, rows)
     return summary

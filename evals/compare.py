@@ -7,11 +7,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from evals.metrics import NOT_APPLICABLE
+
 THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
 """The quality gate's floors, per set and answerer."""
 LOWER_IS_BETTER_PREFIX = "latency "
-NOT_APPLICABLE = "n/a"
-"""A metric the run measured on no case (``None`` in summary.json): shown as such, never as 0."""
 NOT_MEASURED = "–"
 """A metric the run's summary does not hold at all (a run made before the metric existed)."""
 

@@ -1,7 +1,10 @@
-"""Metric functions: pure, small, and unit-tested (tests/test_evals.py).
+"""Metric names and functions: pure, small, and unit-tested (tests/test_evals.py).
 
 Rankings are sequences of ids, best first; ``relevant`` is a collection of ids (or a mapping
 id -> graded gain for nDCG). Definitions, one line each, are in ``evals/README.md``.
+
+The names live here, not with the runner, the BEIR runner or the report, so that all three (and the
+gate) read one list and none of them has to import another for it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,37 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+# Names ------------------------------------------------------------------------------------------
+
+RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@10", "mrr", "ndcg@10")
+PASSAGE_METRICS = ("answer_passage_hit",)
+ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy", "answerable_answered", "unanswerable_refused",
+                  "answered_and_right")
+CITATION_METRICS = ("citation_precision", "citation_recall")
+FAITHFULNESS_METRICS = ("faithfulness",)
+HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
+"""The metrics on the gate, the bars and the compare table, in this order."""
+
+EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "answer_passage_hit_answered", "key_fact_recall_answered",
+                 "token_f1_answered", "citation_precision_answered", "faithfulness_answered", "answered_rate",
+                 "hop_rate")
+STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "total_s")
+"""The answer's timings, in pipeline order: latency per stage in summary.json and the report."""
+
+MODES = ("hybrid", "dense", "lexical")
+"""BEIR: the retrieval modes each query is scored in."""
+MODE_LABELS = {"hybrid": "hybrid", "dense": "dense only", "lexical": "BM25 only"}
+BEIR_METRICS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "recall@20")
+
+FIXED_LIST_SIZE = 5
+"""Notes in the fixed-list baseline: the set's most common gold notes, offered to every question alike."""
+
+NOT_APPLICABLE = "n/a"
+"""A metric the run measured on no case (``None`` in summary.json): shown as such, never as 0.00, which would
+read as a measured failure."""
 
 # Retrieval --------------------------------------------------------------------------------------
 
@@ -214,3 +247,46 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     low = math.floor(position)
     high = min(low + 1, len(data) - 1)
     return data[low] + (data[high] - data[low]) * (position - low)
+
+
+# Retrieval baselines ----------------------------------------------------------------------------
+
+
+def retrieval_scores(ranking: Sequence[str], gold: set[str]) -> dict[str, float]:
+    """The ranking metrics of one answerable case: sources best first, deduplicated, against its gold notes."""
+    return {
+        "hit@1": hit_at_k(ranking, gold, 1), "hit@3": hit_at_k(ranking, gold, 3),
+        "hit@5": hit_at_k(ranking, gold, 5), "recall@5": recall_at_k(ranking, gold, 5),
+        "recall@10": recall_at_k(ranking, gold, 10), "mrr": reciprocal_rank(ranking, gold),
+        "ndcg@10": ndcg_at_k(ranking, gold, 10),
+    }
+
+
+def fixed_list(rows: Sequence[dict[str, Any]], size: int = FIXED_LIST_SIZE) -> list[str]:
+    """The set's most common gold notes over its answerable rows, most common first (ties by name)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["answerable"]:
+            for source in row.get("gold_sources", ()):
+                counts[source] = counts.get(source, 0) + 1
+    return sorted(counts, key=lambda s: (-counts[s], s))[:size]
+
+
+def baselines(rows: Sequence[dict[str, Any]], fixed: Sequence[str] | None = None) -> dict[str, Any]:
+    """What each retrieval figure is worth without the retriever, over the answerable rows.
+
+    ``fixed_list``: the same few notes offered to every question (``fixed`` or the rows' most common
+    gold notes). ``bm25``: BM25 alone on the same standalone queries, where the rows hold its ranking
+    (``bm25_sources``, written by ``evals.runner.run_case`` when given a lexical retriever).
+    """
+    answerable = [r for r in rows if r["answerable"]]
+    fixed = list(fixed) if fixed is not None else fixed_list(answerable)
+
+    def means(ranking_of: Callable[[dict[str, Any]], Sequence[str]]) -> dict[str, float | None]:
+        scored = [retrieval_scores(ranking_of(r), set(r.get("gold_sources", ()))) for r in answerable]
+        return {name: mean(s[name] for s in scored) for name in RETRIEVAL_METRICS}
+
+    out: dict[str, Any] = {"fixed_list": {"sources": fixed, "metrics": means(lambda r: fixed)}}
+    if answerable and all("bm25_sources" in r for r in answerable):
+        out["bm25"] = {"metrics": means(lambda r: r["bm25_sources"])}
+    return out

@@ -8,7 +8,16 @@ from typing import Any
 
 from evals import metrics as m
 from evals.compare import THRESHOLDS, load_thresholds, set_name
-from evals.runner import EXTRA_METRICS, HEADLINE, RETRIEVAL_METRICS, STAGES, baselines
+from evals.metrics import (
+    BEIR_METRICS,
+    EXTRA_METRICS,
+    HEADLINE,
+    MODE_LABELS,
+    NOT_APPLICABLE,
+    RETRIEVAL_METRICS,
+    STAGES,
+    baselines,
+)
 
 WORST = 10
 TAG_METRICS = ("refusal_accuracy", "answered_and_right", "hit@5", "key_fact_recall", "token_f1", "citation_precision",
@@ -17,8 +26,6 @@ SLICE_TAGS = ("paraphrase", "near-miss")
 """Cases reported apart: questions in other words than the notes', and unanswerable near misses."""
 SLICE_METRICS = ("refusal_accuracy", "answered_and_right", "hit@1", "hit@5", "mrr", "answer_passage_hit",
                  "key_fact_recall", "citation_precision", "faithfulness")
-NOT_APPLICABLE = "n/a"
-"""Shown for a metric no case of the set applies to: a 0.00 there would read as a measured failure."""
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -42,6 +49,8 @@ def _quote(text: str) -> str:
 
 
 def _plt():
+    # Here, not at the top: matplotlib takes about half a second to import, and only the plots need it
+    # (the CLI imports this module for ``fmt`` and ``ms``).
     import matplotlib
 
     matplotlib.use("Agg")
@@ -325,8 +334,6 @@ def _case_block(r: dict[str, Any]) -> list[str]:
 
 
 def _beir_report(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
-    from evals.beir import BEIR_METRICS, MODE_LABELS
-
     runs = summary["runs"]
     modes = list(runs)
     index = summary.get("index", {})

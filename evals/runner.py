@@ -24,28 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from evals import metrics as m
+from evals import report
 from evals.cases import EvalCase
 from evals.judge import AlignmentJudge, Judge, agreement, passage_text
+from evals.metrics import EXTRA_METRICS, HEADLINE, STAGES, baselines, retrieval_scores
 
 RANKING_DEPTH = 30
 """Chunks retrieved for the retrieval metrics (deduplicated to sources, best chunk first)."""
-
-RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@10", "mrr", "ndcg@10")
-PASSAGE_METRICS = ("answer_passage_hit",)
-ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy", "answerable_answered", "unanswerable_refused",
-                  "answered_and_right")
-CITATION_METRICS = ("citation_precision", "citation_recall")
-FAITHFULNESS_METRICS = ("faithfulness",)
-HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
-"""The metrics on the gate, the bars and the compare table, in this order."""
-
-EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "answer_passage_hit_answered", "key_fact_recall_answered",
-                 "token_f1_answered", "citation_precision_answered", "faithfulness_answered", "answered_rate",
-                 "hop_rate")
-
-FIXED_LIST_SIZE = 5
-"""Notes in the fixed-list baseline: the set's most common gold notes, offered to every question alike."""
-STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "total_s")
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -145,16 +130,6 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
     return scores
 
 
-def retrieval_scores(ranking: Sequence[str], gold: set[str]) -> dict[str, float]:
-    """The ranking metrics of one answerable case: sources best first, deduplicated, against its gold notes."""
-    return {
-        "hit@1": m.hit_at_k(ranking, gold, 1), "hit@3": m.hit_at_k(ranking, gold, 3),
-        "hit@5": m.hit_at_k(ranking, gold, 5), "recall@5": m.recall_at_k(ranking, gold, 5),
-        "recall@10": m.recall_at_k(ranking, gold, 10), "mrr": m.reciprocal_rank(ranking, gold),
-        "ndcg@10": m.ndcg_at_k(ranking, gold, 10),
-    }
-
-
 # Aggregation -----------------------------------------------------------------------------------
 
 
@@ -190,36 +165,6 @@ def summarize_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "cases": len(rows)}
 
 
-def fixed_list(rows: Sequence[dict[str, Any]], size: int = FIXED_LIST_SIZE) -> list[str]:
-    """The set's most common gold notes over its answerable rows, most common first (ties by name)."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        if row["answerable"]:
-            for source in row.get("gold_sources", ()):
-                counts[source] = counts.get(source, 0) + 1
-    return sorted(counts, key=lambda s: (-counts[s], s))[:size]
-
-
-def baselines(rows: Sequence[dict[str, Any]], fixed: Sequence[str] | None = None) -> dict[str, Any]:
-    """What each retrieval figure is worth without the retriever, over the answerable rows.
-
-    ``fixed_list``: the same few notes offered to every question (``fixed`` or the rows' most common
-    gold notes). ``bm25``: BM25 alone on the same standalone queries, where the rows hold its ranking
-    (``bm25_sources``, written by ``run_case`` when given a lexical retriever).
-    """
-    answerable = [r for r in rows if r["answerable"]]
-    fixed = list(fixed) if fixed is not None else fixed_list(answerable)
-
-    def means(ranking_of: Callable[[dict[str, Any]], Sequence[str]]) -> dict[str, float | None]:
-        scored = [retrieval_scores(ranking_of(r), set(r.get("gold_sources", ()))) for r in answerable]
-        return {name: m.mean(s[name] for s in scored) for name in RETRIEVAL_METRICS}
-
-    out: dict[str, Any] = {"fixed_list": {"sources": fixed, "metrics": means(lambda r: fixed)}}
-    if answerable and all("bm25_sources" in r for r in answerable):
-        out["bm25"] = {"metrics": means(lambda r: r["bm25_sources"])}
-    return out
-
-
 # Running ---------------------------------------------------------------------------------------
 
 
@@ -233,6 +178,8 @@ def _ranking(engine: Any, query: str, retriever: Any = None) -> list[str]:
 
 def lexical_retriever(engine: Any) -> Any:
     """BM25 alone over the engine's own index (the Retriever's lexical mode, no reranker): the baseline row."""
+    # Here, not at the top: the retriever pulls in chromadb and LangChain (~1.5 s), which scoring and
+    # summarizing rows (the tests, the report) never need; a run has loaded them already through its engine.
     from assistant.retrieval import Retriever
 
     settings = engine.settings.model_copy(update={"reranker_model": None})
@@ -339,9 +286,7 @@ def run_set(engine: Any, cases: Sequence[EvalCase], answerers: Sequence[str], ou
     summary["wall_s"] = round(time.perf_counter() - started, 2)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     if write_report:
-        from evals.report import write_report as _write
-
-        _write(out_dir, summary, all_rows)
+        report.write_report(out_dir, summary, all_rows)
     return summary
 
 

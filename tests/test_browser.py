@@ -105,7 +105,7 @@ def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "ANONYMIZED_TELEMETRY": "False",
     }
     env.pop("CHOKEPOINT_LLM_URL", None)
-    indexed = subprocess.run([sys.executable, "-m", "assistant.cli", "index"], cwd=ROOT, env=env,
+    indexed = subprocess.run([sys.executable, "-m", "cli", "index"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=900)
     assert indexed.returncode == 0, indexed.stdout + indexed.stderr
 

@@ -32,7 +32,7 @@ def _ids(settings, embedder) -> set[str]:
 def _index_process(data: Path, sources: Path) -> subprocess.Popen:
     env = {**os.environ, "CHOKEPOINT_INDEX_BATCH_CHUNKS": "16", "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "--data-dir", str(data), "--sources-dir", str(sources), "index"],
+        [sys.executable, "-m", "cli", "--data-dir", str(data), "--sources-dir", str(sources), "index"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

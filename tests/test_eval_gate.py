@@ -11,7 +11,8 @@ from conftest import require_evaldata, require_llm
 
 from evals.cases import load_cases
 from evals.compare import check_thresholds, load_thresholds
-from evals.runner import HEADLINE, run_set
+from evals.metrics import HEADLINE
+from evals.runner import run_set
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = ROOT / "evals" / "thresholds.toml"

@@ -14,7 +14,8 @@ from evals import metrics as m
 from evals.cases import CaseFileError, EvalCase, is_own_set, load_beir, load_cases, missing_sources
 from evals.compare import check_thresholds, compare_summaries, load_thresholds
 from evals.judge import LexicalJudge, numbers, passage_units, stem, words
-from evals.runner import FIXED_LIST_SIZE, HEADLINE, baselines, fixed_list, judge_answer, score_case, summarize_rows
+from evals.metrics import FIXED_LIST_SIZE, HEADLINE, baselines, fixed_list
+from evals.runner import judge_answer, score_case, summarize_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT / "evals" / "sets" / "default.jsonl"
@@ -673,7 +674,7 @@ def test_thresholds_file_and_check(tmp_path):
 
 
 def test_cli_registers_eval_and_compares(tmp_path, capsys):
-    from assistant import cli
+    import cli
 
     for name, values in (("a", {"hit@1": 0.5}), ("b", {"hit@1": 0.25})):
         (tmp_path / name).mkdir()
@@ -686,7 +687,7 @@ def test_cli_registers_eval_and_compares(tmp_path, capsys):
 
 
 def test_cli_rejects_a_bad_set(tmp_path, capsys):
-    from assistant import cli
+    import cli
 
     path = write_set(tmp_path, [dict(GOOD, answerable="no")], "bad.jsonl")
     assert cli.main(["eval", "--set", str(path)]) == 2

@@ -288,8 +288,8 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, embedder):
 def test_read_only_data_dir_is_named_and_left_intact(indexed, embedder, capsys):
     """Embedded Chroma must write to open its index, so a read-only data dir stops the start, in one line;
     the CLI says the same; the index itself is untouched."""
-    from assistant.cli import main
     from assistant.engine import Engine
+    from cli import main
 
     before = Engine(indexed, embedder).store.count()
     with read_only(indexed.data_dir) as data:

@@ -362,9 +362,9 @@ def test_app_hostile_upload_names_and_sizes(tmp_path: Path, embedder):
 
 
 def test_limits_on_question_length_and_passages(make_settings, embedder, capsys):
-    from assistant.cli import main
     from assistant.engine import Engine
     from assistant.pipeline import AskOptions
+    from cli import main
     from index.settings import Settings
 
     settings = make_settings()

@@ -102,7 +102,7 @@ def test_chunks_carry_citation_metadata(make_settings, embedder):
 
 
 def test_other_model_or_chunker_is_refused_with_rebuild_hint(make_settings, embedder, capsys):
-    from assistant.cli import main
+    from cli import main
 
     settings = make_settings()
     _corpus(settings.sources_dir, 1)
@@ -137,7 +137,7 @@ def test_other_model_or_chunker_is_refused_with_rebuild_hint(make_settings, embe
 
 
 def test_bad_files_are_reported_and_the_rest_indexed(make_settings, embedder, capsys):
-    from assistant.cli import main
+    from cli import main
 
     settings = make_settings()
     src = settings.sources_dir

@@ -192,7 +192,7 @@ def test_judge_answer_and_the_report_line(tmp_path: Path, judge):
 def test_eval_defaults_to_the_alignment_judge():
     import argparse
 
-    from evals.cli import register
+    from cli.evals import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -37,7 +37,7 @@ def _texts_by_source(settings, indexer: Indexer) -> dict[str, str]:
 
 
 def _search(settings, query: str, capsys) -> list[dict]:
-    from assistant.cli import main
+    from cli import main
 
     capsys.readouterr()
     code = main(["--data-dir", str(settings.data_dir), "--sources-dir", str(settings.sources_dir),
@@ -48,7 +48,7 @@ def _search(settings, query: str, capsys) -> list[dict]:
 
 def test_link_to_a_file_outside_is_skipped_reported_and_never_searchable(make_settings, tmp_path, capsys,
                                                                           monkeypatch):
-    from assistant.cli import main
+    from cli import main
 
     settings = make_settings()
     write_note(settings.sources_dir, "gallium.md", "Gallium controls", NOTE_BODY)
@@ -207,7 +207,7 @@ def test_an_upload_never_writes_through_an_existing_link(tmp_path, overwrite):
 
 
 def test_a_broken_pdf_reports_one_line_and_no_parser_noise(make_settings, capsys):
-    from assistant.cli import main
+    from cli import main
 
     settings = make_settings()
     write_note(settings.sources_dir, "gallium.md", "Gallium controls", NOTE_BODY)

@@ -1,46 +1,68 @@
-"""The ``chokepoint`` command line: index, status, search, ask, chat, eval, serve, mcp.
+"""The commands over the index: ``index``, ``status``, ``search``, ``ask`` and ``chat``.
 
-Errors print one line (add ``--debug`` for the traceback) and exit non-zero:
-1 for an error, 2 for bad usage, 3 when indexing finished but some files failed.
+Each imports what it runs on (the engine, the models, the store, rich) inside itself: importing this module
+costs nothing, and ``ask`` through a running server never loads torch or chromadb (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
+
+from cli.options import settings_from_args
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from assistant.answer import Answer
+    from assistant.answerers import Answerer
+    from assistant.engine import Engine
+    from index.filters import Filters
     from index.settings import Settings
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_FILES_FAILED = 3
 
 
-def settings_from_args(args: argparse.Namespace):
-    """Settings from env and chokepoint.toml, with --data-dir / --sources-dir on top."""
-    from index.settings import Settings
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``index``, ``status``, ``search``, ``ask`` and ``chat`` to the ``chokepoint`` parser."""
+    p = sub.add_parser("index", help="index the sources dir (or the given files/folders)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the sources dir)")
+    p.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    if getattr(args, "sources_dir", None):
-        overrides["sources_dir"] = Path(args.sources_dir)
-    return Settings(**overrides)
+    p = sub.add_parser("status", help="what is in the index")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("search", help="the passages that best match a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=None, help="number of passages")
+    p.add_argument("--json", action="store_true")
+    _add_filter_args(p)
+
+    for name, help_text in (("ask", "answer a question with cited sources"),
+                            ("chat", "a terminal conversation with follow-ups")):
+        p = sub.add_parser(name, help=help_text)
+        if name == "ask":
+            p.add_argument("question")
+            p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+            p.add_argument("--local", action="store_true",
+                           help="answer in this process, even when a chokepoint serve over the same index is up")
+        p.add_argument("--answerer", choices=["extractive", "llm"], default=None)
+        p.add_argument("-k", type=int, default=None, help="number of passages")
+        _add_filter_args(p)
 
 
-def _console():
-    from rich.console import Console
+def _console() -> Console:
+    from rich.console import Console  # rich: only the index command draws
 
     return Console(stderr=True, highlight=False)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    # Inside each command: the model (torch), the store (chromadb) and rich load for the command that uses them.
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from index.embedding import Embedder
@@ -79,7 +101,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from assistant.engine import Engine
+    from assistant.engine import Engine  # torch and chromadb: see cmd_index
 
     status = Engine(settings_from_args(args)).status()
     if args.json:
@@ -96,7 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from assistant.engine import Engine
+    from assistant.engine import Engine  # torch and chromadb: see cmd_index
 
     engine = Engine(settings_from_args(args))
     if args.k is not None and not 1 <= args.k <= engine.settings.max_passages:
@@ -122,7 +144,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_answer(answer: dict, out=sys.stdout) -> None:
+def _print_answer(answer: dict, out: TextIO = sys.stdout) -> None:
     """The answer and its sources, from ``Answer.as_dict()``: a server's answer comes as that dict."""
     print(answer["answer"], file=out)
     if answer["refused"]:
@@ -142,8 +164,9 @@ def _print_answer(answer: dict, out=sys.stdout) -> None:
         print(f"      \"{' '.join(c['supporting_text'].split())}\"", file=out)
 
 
-def _run_question(engine, answerer, question: str, history: list, args: argparse.Namespace):
-    from assistant.answer import Answer
+def _run_question(engine: Engine, answerer: Answerer, question: str, history: list,
+                  args: argparse.Namespace) -> Answer:
+    from assistant.answer import Answer  # the retriever's imports (chromadb): see cmd_index
     from assistant.pipeline import AskOptions, Preview, Token
 
     options = AskOptions(k=args.k, filters=_filters(args))
@@ -170,7 +193,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer = None if args.local else _ask_server(settings, args)
     via = "server"
     if answer is None:
-        from assistant.engine import Engine
+        from assistant.engine import Engine  # only now: a server that answered spared loading torch and chromadb
 
         engine = Engine(settings)
         answer = _run_question(engine, engine.answerer(args.answerer), args.question, [], args).as_dict()
@@ -187,7 +210,7 @@ def _ask_server(settings: Settings, args: argparse.Namespace) -> dict | None:
 
     Loading the model and opening the index take seconds; a server has them loaded already.
     """
-    from service.client import ServerUnavailable, find_server
+    from service.client import ServerUnavailable, find_server  # httpx: not for --local
 
     lookup = find_server(settings)
     if lookup.server is None:
@@ -203,7 +226,7 @@ def _ask_server(settings: Settings, args: argparse.Namespace) -> dict | None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.answer import Turn
+    from assistant.answer import Turn  # torch and chromadb: see cmd_index
     from assistant.engine import Engine
 
     engine = Engine(settings_from_args(args))
@@ -227,8 +250,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history += [Turn("user", question), Turn("assistant", answer.text)]
 
 
-def _filters(args: argparse.Namespace):
-    from index.filters import Filters
+def _filters(args: argparse.Namespace) -> Filters:
+    from index.filters import Filters  # it imports the store (chromadb): see _filter_fields
 
     return Filters(
         sources=tuple(getattr(args, "source", None) or ()),
@@ -252,103 +275,3 @@ def _add_filter_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", action="append", help="only this topic (repeatable)")
     parser.add_argument("--date-from", help="earliest date, YYYY[-MM[-DD]]")
     parser.add_argument("--date-to", help="latest date, YYYY[-MM[-DD]]")
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "index": cmd_index,
-    "status": cmd_status,
-    "search": cmd_search,
-    "ask": cmd_ask,
-    "chat": cmd_chat,
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chokepoint", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--data-dir", help="override CHOKEPOINT_DATA_DIR")
-    parser.add_argument("--sources-dir", help="override CHOKEPOINT_SOURCES_DIR")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("index", help="index the sources dir (or the given files/folders)")
-    p.add_argument("paths", nargs="*", help="files or folders (default: the sources dir)")
-    p.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    p = sub.add_parser("status", help="what is in the index")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("search", help="the passages that best match a query")
-    p.add_argument("query")
-    p.add_argument("-k", type=int, default=None, help="number of passages")
-    p.add_argument("--json", action="store_true")
-    _add_filter_args(p)
-
-    for name, help_text in (("ask", "answer a question with cited sources"),
-                            ("chat", "a terminal conversation with follow-ups")):
-        p = sub.add_parser(name, help=help_text)
-        if name == "ask":
-            p.add_argument("question")
-            p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
-            p.add_argument("--local", action="store_true",
-                           help="answer in this process, even when a chokepoint serve over the same index is up")
-        p.add_argument("--answerer", choices=["extractive", "llm"], default=None)
-        p.add_argument("-k", type=int, default=None, help="number of passages")
-        _add_filter_args(p)
-
-    for extra in _extra_commands:
-        extra(sub)
-    return parser
-
-
-_extra_commands: list[Callable[[argparse._SubParsersAction], None]] = []
-
-from evals.cli import cmd_eval as _cmd_eval  # noqa: E402 - after COMMANDS and _extra_commands
-from evals.cli import register as _register_eval  # noqa: E402
-
-_extra_commands.append(_register_eval)
-COMMANDS["eval"] = _cmd_eval
-
-from service.cli import cmd_serve as _cmd_serve  # noqa: E402
-from service.cli import register as _register_serve  # noqa: E402
-
-_extra_commands.append(_register_serve)
-COMMANDS["serve"] = _cmd_serve
-
-from service.cli import cmd_mcp as _cmd_mcp  # noqa: E402
-from service.cli import register_mcp as _register_mcp  # noqa: E402
-
-_extra_commands.append(_register_mcp)
-COMMANDS["mcp"] = _cmd_mcp
-
-
-def _explain(exc: Exception, args: argparse.Namespace) -> str:
-    """The fault as one line that names the path or setting and the fix."""
-    from assistant.faults import describe
-
-    try:
-        return describe(exc, settings_from_args(args))
-    except Exception:  # the settings themselves are what failed
-        text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model we use is on disk
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.debug:
-            raise
-        print(f"chokepoint: error: {_explain(exc, args)}", file=sys.stderr)
-        return EXIT_ERROR
-
-
-if __name__ == "__main__":
-    sys.exit(main())

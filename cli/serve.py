@@ -1,6 +1,7 @@
 """``chokepoint serve``: the HTTP API for one engine; ``chokepoint mcp``: the MCP server over stdio.
 
-``assistant.cli`` maps "serve" to ``cmd_serve`` and "mcp" to ``cmd_mcp``.
+Each imports the server it runs (and the engine: torch, chromadb) inside itself, so that the other commands
+never load uvicorn, FastAPI or the optional mcp package.
 """
 
 from __future__ import annotations
@@ -8,17 +9,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli.options import settings_from_args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``serve`` and ``mcp`` to the ``chokepoint`` parser."""
     p = subparsers.add_parser("serve", help="an OpenAI-compatible API with citations (default 127.0.0.1:8600)")
     p.add_argument("--host", help="address to listen on (default CHOKEPOINT_API_HOST, loopback)")
     p.add_argument("--port", type=int, help="port (default CHOKEPOINT_API_PORT, 8600)")
+    subparsers.add_parser("mcp", help="an MCP server over stdio, for agent tools that launch it (tools search, ask)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import uvicorn  # the server's own imports: see the module docstring
 
-    from assistant.cli import settings_from_args
     from assistant.engine import Engine
     from service.api import create_app, is_loopback
 
@@ -40,16 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_mcp(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("mcp", help="an MCP server over stdio, for agent tools that launch it (tools search, ask)")
-
-
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from assistant.cli import settings_from_args
-    from assistant.engine import Engine
+    from assistant.engine import Engine  # torch and chromadb: see the module docstring
 
     try:
-        from service.mcp_server import create_server
+        from service.mcp_server import create_server  # mcp is an optional dependency (the [mcp] extra)
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] not in ("mcp", "mcp_types"):
             raise

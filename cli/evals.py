@@ -3,7 +3,8 @@
     chokepoint eval [--set PATH | --beir DIR] [--answerer extractive|llm] [--out DIR] [--limit N]
     chokepoint eval --compare A B
 
-Registered by ``assistant.cli``: ``register(subparsers)`` adds the arguments, ``COMMANDS["eval"] = cmd_eval``.
+The runners import the engine, the models and the store (torch, chromadb) inside the command that runs them:
+``--compare`` and ``--help`` need none of it.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import os
 import sys
 from pathlib import Path
 
-from evals.compare import THRESHOLDS
+from cli.options import settings_from_args
+from evals import DEFAULT_SET
+from evals.compare import THRESHOLDS, check_thresholds, compare_folders, load_thresholds
+from evals.metrics import MODES
+from evals.report import fmt, ms
 
-DEFAULT_SET = Path(__file__).resolve().parent / "sets" / "default.jsonl"
 EXIT_BELOW_FLOOR = 1
 EXIT_BAD_SET = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``eval`` subcommand (``assistant.cli`` maps "eval" to ``cmd_eval`` in its COMMANDS)."""
+    """Add ``eval`` to the ``chokepoint`` parser."""
     p = subparsers.add_parser("eval", help="score retrieval, answers and citations on a test set",
                               description=__doc__.splitlines()[0])
     what = p.add_mutually_exclusive_group()
@@ -41,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default="hybrid,dense,lexical", help="BEIR: retrieval modes to score")
     p.add_argument("--beir-cache", help="BEIR: where to keep the built index (default: <data dir>/beir/<name>)")
     p.add_argument("--rebuild-beir", action="store_true", help="BEIR: rebuild the cached index")
-    p.set_defaults(handler=cmd_eval)
 
 
 def _answerers(args: argparse.Namespace) -> list[str]:
@@ -56,6 +59,7 @@ class _Bar:
     """A rich progress bar on stderr, one task per label."""
 
     def __init__(self) -> None:
+        # rich: only a run draws a bar, not --compare
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -85,8 +89,6 @@ class _Bar:
 
 
 def _print_table(summary: dict, names: list[str]) -> None:
-    from evals.report import fmt, ms
-
     runs = summary["runs"]
     metrics = list(dict.fromkeys(k for r in runs.values() for k in r["metrics"]))
     width = max(len(k) for k in metrics)
@@ -102,8 +104,6 @@ def _print_table(summary: dict, names: list[str]) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     if args.compare:
-        from evals.compare import compare_folders
-
         print(compare_folders(Path(args.compare[0]), Path(args.compare[1])), end="")
         return 0
     if args.limit is not None and args.limit < 1:
@@ -116,8 +116,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace, summary: dict) -> int:
     if not args.thresholds:
         return 0
-    from evals.compare import check_thresholds, load_thresholds
-
     failures = check_thresholds(summary, load_thresholds(Path(args.thresholds)))
     for line in failures:
         print(f"FLOOR NOT MET {line}", file=sys.stderr)  # not "below": a floor on an n/a metric fails too
@@ -127,6 +125,7 @@ def _gate(args: argparse.Namespace, summary: dict) -> int:
 
 
 def _run_set(args: argparse.Namespace) -> int:
+    # Inside the runs: the cases' models (pydantic), the engine (torch, chromadb) and the judge load for a run only.
     from evals.cases import CaseFileError, load_cases, missing_sources
 
     set_path = Path(args.set) if args.set else DEFAULT_SET
@@ -139,8 +138,6 @@ def _run_set(args: argparse.Namespace) -> int:
         return EXIT_BAD_SET
     if args.limit:
         cases = cases[: args.limit]
-    from assistant.cli import settings_from_args  # lazily: assistant.cli imports this module
-
     settings = settings_from_args(args)
     absent = missing_sources(cases, settings.sources_dir)
     if absent:
@@ -173,7 +170,7 @@ def _run_set(args: argparse.Namespace) -> int:
 
 
 def _run_beir(args: argparse.Namespace) -> int:
-    from evals.beir import MODES, run_beir
+    from evals.beir import run_beir  # the store (chromadb) and the model (torch): see _run_set
     from evals.cases import CaseFileError, load_beir
     from index.embedding import Embedder
 
@@ -187,8 +184,6 @@ def _run_beir(args: argparse.Namespace) -> int:
     unknown = [x for x in modes if x not in MODES]
     if unknown:
         raise ValueError(f"unknown retrieval mode {unknown[0]!r}: use {', '.join(MODES)}")
-    from assistant.cli import settings_from_args  # lazily: assistant.cli imports this module
-
     settings = settings_from_args(args)
     embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
                         batch_size=settings.embedding_batch_size)
