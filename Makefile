@@ -17,9 +17,11 @@ $(BIN)/python:
 
 # Re-install whenever pyproject.toml changes. torch goes first and pinned: it is the CPU
 # build on this disk; left to the resolver, a dependency would pull a multi-GB CUDA build.
+# setuptools warns on every editable install that a folder named like a package may shadow it:
+# true of any editable install, and nothing a newcomer can act on, so that one warning is hidden.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[llm,llm-small,mcp,dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[llm,llm-small,mcp,dev]'
 	touch $@
 
 install: $(VENV)/.installed
