@@ -26,7 +26,7 @@ from assistant.engine import Engine
 from assistant.faults import describe
 from assistant.pipeline import AskOptions
 from index.filters import Filters
-from service.api import Reply, citations_extension, passage_dict, refusal_text, sources_markdown
+from service.replies import Reply, citations_extension, passage_dict, refusal_text, sources_markdown
 from service.schemas import FilterFields, field_path
 
 STATUS_URI = "chokepoint://status"
