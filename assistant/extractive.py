@@ -10,9 +10,11 @@ A sentence is chosen for holding an answer, not for looking like the question:
   repeats the name of the thing its article is about);
 - a question that goes through a bridge ("the director of the film shot in Varnholt") is answered by
   two sentences: one that names the bridge entity, and one from the passage about that entity;
-- the passages answer when the best answer's score plus the best passage's relevance reaches
-  ``answerable``; below it the draft says the passages do not answer, and the pipeline refuses.
-  (Chosen on one half of a public set of near misses, confirmed on the other: evals/README.md.)
+- the passages answer when the best answer's score, plus the best passage's relevance, plus twice the
+  closest sentence's similarity to the question, reaches ``answerable``; below it the draft says the
+  passages do not answer, and the pipeline refuses. A near miss is on topic (its passages are relevant)
+  but no sentence of them comes close to what is asked. (Weights and bar chosen on one half of a public
+  set of near misses, confirmed on the other: evals/README.md.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query
-from assistant.question import QuestionForm, answer_values, question_form
+from assistant.question import QuestionForm, answer_values, counts_unit, question_form
 from assistant.retrieval import Passage
 from assistant.text import Span, content_words, numbers, years
 from assistant.verification import PassageView, Verifier, is_gap_statement
@@ -40,13 +42,14 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, verifier: Verifier, max_sentences: int = 4, floor: float = 0.55, answerable: float = 1.28,
-                 gap_margin: float = 0.12, shortlist: int = 16, typed_margin: float = 0.3,
+    def __init__(self, verifier: Verifier, max_sentences: int = 4, floor: float = 0.55, answerable: float = 2.385,
+                 closeness: float = 2.0, gap_margin: float = 0.12, shortlist: int = 16, typed_margin: float = 0.3,
                  extra_margin: float = 0.5) -> None:
         self.verifier = verifier
         self.max_sentences = max_sentences
         self.floor = floor
         self.answerable = answerable
+        self.closeness = closeness
         self.gap_margin = gap_margin
         self.shortlist = shortlist
         self.typed_margin = typed_margin
@@ -122,7 +125,8 @@ class ExtractiveAnswerer:
             chosen, score = [best], best.score
         else:
             return []
-        if score + relevance < self.answerable:
+        closest = max(c.similarity for c in facts)
+        if score + relevance + self.closeness * closest < self.answerable:
             return []
         top = max(c.score for c in chosen)
         # Each part of a two-part question may need a sentence of its own, typed or not.
@@ -205,7 +209,8 @@ def answer_candidates(views: list[PassageView], form: QuestionForm,
             out.append(Candidate(n, n, span, frozenset(words), cover, in_context,
                                  tuple(answer_values(form, span.text)), is_gap_statement(span.text),
                                  frozenset(context), off_year,
-                                 title=f"{view.passage.chunk.title} {view.passage.chunk.heading}"))
+                                 title=f"{view.passage.chunk.title} {view.passage.chunk.heading}",
+                                 counted=counts_unit(form, span.text)))
     return out
 
 
@@ -311,6 +316,8 @@ class Candidate:
     similarity: float = 0.0
     score: float = 0.0
     title: str = ""
+    counted: bool = False
+    """A figure of what a "how many" question counts ("two-time" for "how many times")."""
 
     @property
     def key(self) -> tuple[int, int]:
@@ -334,6 +341,9 @@ class Candidate:
             return _TYPE_BONUS / 2 if self.values or self.gap else 0.0
         if not form.typed:
             return 0.0
+        if self.counted:
+            # Asked "how many times", "two-time" answers it; "nine seasons", another count, does not.
+            return 2 * _TYPE_BONUS
         # "The report gives no figure" answers a "how much" question as squarely as a figure would: the
         # sources' own word that the value asked for is missing, so it ranks as a value of the kind does.
         return _TYPE_BONUS if self.values or self.gap else -_TYPE_BONUS

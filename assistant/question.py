@@ -29,6 +29,7 @@ _COUNT_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|
                 "|hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen|dozens"
                 "|once|twice|thrice|half|quarter|single|double|triple")
 _NUMBER = re.compile(rf"\d+(?:[.,]\d+)*%?|\b({_COUNT_WORDS})\b|\b\w+-time\b", re.I)
+_COUNTED = re.compile(r"\bhow many (\w+)", re.I)
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 
 _PERSON_NOUNS = ("person|people|man|woman|singer|actor|actress|author|writer|player|artist|politician|director"
@@ -71,6 +72,8 @@ class QuestionForm:
     """For "X or Y?" questions, the two options."""
     parts: int = 1
     """How many questions it asks at once ("What is X, and when did Y?" asks two)."""
+    unit: str = ""
+    """What a "how many" question counts, stemmed ("how many times" -> "time"); empty otherwise."""
 
     @property
     def typed(self) -> bool:
@@ -93,7 +96,9 @@ def question_form(question: str) -> QuestionForm:
     parts = 1 + len(_SECOND_PART.findall(text))
     if choices:
         return QuestionForm("choice", words, names, choices, parts)
-    return QuestionForm(_kind(text), words, names, parts=parts)
+    counted = _COUNTED.search(text)
+    unit = next(iter(content_words(counted.group(1))), "") if counted else ""
+    return QuestionForm(_kind(text), words, names, parts=parts, unit=unit)
 
 
 def _kind(text: str) -> Kind:
@@ -185,6 +190,23 @@ def answer_values(form: QuestionForm, sentence: str) -> list[str]:
 
 
 _LINK_WORDS = frozenset({"the", "a", "an", "of", "and", "de", "von", "van"})
+
+
+def counts_unit(form: QuestionForm, sentence: str) -> bool:
+    """Whether ``sentence`` holds a figure of what a "how many" question counts: asked "how many
+    times", "two-time" and "three times" count, "nine seasons" does not."""
+    if not form.unit:
+        return False
+    for match in _NUMBER.finditer(sentence):
+        if match.group(0).lower().endswith("-time"):
+            if form.unit == "time":
+                return True
+            continue
+        # "30 days", "30 working days", "a 30-day period": the unit follows within two words.
+        following = re.findall(r"[\w-]+", sentence[match.end():match.end() + 40])[:2]
+        if any(form.unit in content_words(w.replace("-", " ")) for w in following):
+            return True
+    return False
 
 
 def question_tokens(form: QuestionForm) -> set[str]:
