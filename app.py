@@ -8,37 +8,27 @@ traceback.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-import math
-import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from assistant.answer import Answer, Turn
+from assistant.answer import Answer
 from assistant.answerers import Answerer, LLMAnswerer
 from assistant.engine import Engine, chat_model
 from assistant.faults import describe
-from assistant.pipeline import AskOptions, Preview, Token
+from assistant.pipeline import Preview, Token
 from assistant.ui import render
+from assistant.ui.answer_view import answer_view
 from assistant.ui.chats import ChatStore
-from assistant.ui.serialize import answer_from_dict, answer_to_dict
-from assistant.ui.sources import whole_source
-from assistant.ui.uploads import (
-    CheckedUpload,
-    UploadError,
-    UploadExistsError,
-    check_upload,
-    free_name,
-    save_upload,
-    target_path,
-)
-from index.filters import Filters
-from index.indexer import IndexReport
-from index.loaders import SUPPORTED_SUFFIXES
+from assistant.ui.conversation import history_turns, message_from_stored
+from assistant.ui.engine_loading import EngineLoading
+from assistant.ui.index_view import index_view
+from assistant.ui.options import ask_options, filter_choices
+from assistant.ui.serialize import answer_to_dict
 from index.settings import Settings
 
 ANSWERERS = {
@@ -49,7 +39,6 @@ ANSWERERS = {
 ANSWERABLE_YES = "Yes — the sources cover it"
 ANSWERABLE_NO = "No — it should have refused"
 log = logging.getLogger("chokepoint.app")
-STAGES = {"scan": "Checking files", "files": "Reading files", "chunks": "Embedding chunks"}
 
 
 # ---------------------------------------------------------------- shared resources
@@ -62,44 +51,16 @@ def get_settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def engine_loading() -> EngineLoading:
-    """The engine of this server process, loading in the background from the first page open."""
-    return EngineLoading(get_settings())
+    """The engine of this server process, loading in the background from the first page open.
+
+    A failed load does not stay cached: the next page open (after the user fixed the data dir) retries.
+    """
+    return EngineLoading(get_settings(), on_failure=engine_loading.clear)
 
 
 def get_engine() -> Engine:
     """The engine once it has loaded (waits for it); raises what loading raised."""
     return engine_loading().wait()
-
-
-class EngineLoading:
-    """``Engine(settings)`` built in a thread, so the page and its chat input show before the model has loaded."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._done = threading.Event()
-        self._engine: Engine | None = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._load, args=(settings,), name="chokepoint-engine", daemon=True).start()
-
-    def _load(self, settings: Settings) -> None:
-        try:
-            self._engine = Engine(settings)
-        except BaseException as exc:  # raised to the page that waits for it, as a one-line error
-            self._error = exc
-        finally:
-            self._done.set()
-
-    @property
-    def ready(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self) -> Engine:
-        self._done.wait()
-        if self._error is not None:
-            # A failed load must not stay cached: the next page open (after the user fixed the data dir) retries.
-            engine_loading.clear()
-            raise self._error
-        assert self._engine is not None
-        return self._engine
 
 
 @st.cache_resource(show_spinner=False)
@@ -118,19 +79,7 @@ def endpoint_answerer(url: str, model: str) -> LLMAnswerer:
 @st.cache_data(show_spinner=False, max_entries=8)
 def index_options(data_dir: str, generation: int, chunks: int, _engine: Engine) -> dict[str, list]:
     """Filter choices, read once per index generation from the stored chunks' metadata."""
-    publishers: set[str] = set()
-    topics: set[str] = set()
-    sources: set[str] = set()
-    years: set[int] = set()
-    for chunk in _engine.store.all_chunks():
-        sources.add(chunk.source)
-        if chunk.publisher:
-            publishers.add(chunk.publisher)
-        topics.update(t for t in chunk.topics if t)
-        if chunk.date[:4].isdigit():
-            years.add(int(chunk.date[:4]))
-    return {"publishers": sorted(publishers), "topics": sorted(topics), "sources": sorted(sources),
-            "years": sorted(years)}
+    return filter_choices(_engine.store.all_chunks())
 
 
 def store() -> ChatStore:
@@ -185,14 +134,7 @@ def flash(text: str) -> None:
 
 
 def load_messages(chat_id: int) -> list[dict[str, Any]]:
-    messages = []
-    for stored in store().messages(chat_id):
-        answer = None
-        if stored.answer:
-            with contextlib.suppress(Exception):  # a record the code can no longer read shows as text
-                answer = answer_from_dict(stored.answer)
-        messages.append({"id": stored.id, "role": stored.role, "content": stored.content, "answer": answer})
-    return messages
+    return [message_from_stored(stored) for stored in store().messages(chat_id)]
 
 
 def new_chat() -> None:
@@ -218,20 +160,6 @@ def delete_chat(chat_id: int) -> None:
         new_chat()
 
 
-def history_turns(messages: list[dict[str, Any]]) -> list[Turn]:
-    """The conversation so far, for follow-ups (failed attempts left out)."""
-    turns = []
-    for message in messages:
-        if message.get("error"):
-            continue
-        if message["role"] == "assistant":
-            answer = message.get("answer")
-            turns.append(Turn("assistant", answer.text if answer else message["content"]))
-        else:
-            turns.append(Turn("user", message["content"]))
-    return turns
-
-
 # ---------------------------------------------------------------- answering
 
 
@@ -242,21 +170,6 @@ def get_answerer(engine: Engine, kind: str) -> Answerer:
             raise ValueError("Enter the endpoint's URL (http://… or https://…) in the sidebar.")
         return endpoint_answerer(url, st.session_state.endpoint_model.strip() or engine.settings.llm_model)
     return engine.answerer(kind)
-
-
-def ask_options(options: dict[str, list]) -> AskOptions:
-    years = options["years"]
-    date_from = date_to = ""
-    since, until = st.session_state.get("f_year_from"), st.session_state.get("f_year_to")
-    if years and since in years and since != years[0]:
-        date_from = str(since)
-    if years and until in years and until != years[-1]:
-        date_to = str(until)
-    filters = Filters(
-        sources=tuple(st.session_state.f_sources), publishers=tuple(st.session_state.f_publishers),
-        topics=tuple(st.session_state.f_topics), date_from=date_from, date_to=date_to,
-    )
-    return AskOptions(k=int(st.session_state.top_k), filters=filters, use_mmr=bool(st.session_state.use_mmr))
 
 
 def retry(index: int, kind: str | None) -> None:
@@ -294,10 +207,11 @@ def answer_pending(engine: Engine, options: dict[str, list]) -> None:
         try:
             with st.spinner("Searching the sources…"):
                 answerer = get_answerer(engine, kind)
-                events = engine.pipeline.stream(answerer, question, history, ask_options(options))
+                events = engine.pipeline.stream(answerer, question, history,
+                                                ask_options(st.session_state, options["years"]))
                 first = next(events)
             draft, shown = "", 0.0
-            for event in _chain(first, events):
+            for event in itertools.chain([first], events):
                 if isinstance(event, Preview):
                     # The extractive answer at once; the LLM's draft replaces it from its first token.
                     placeholder.markdown(render.draft_markdown(event.answer.text)
@@ -334,11 +248,6 @@ def answer_pending(engine: Engine, options: dict[str, list]) -> None:
     st.rerun()
 
 
-def _chain(first: Any, rest: Any) -> Any:
-    yield first
-    yield from rest
-
-
 # ---------------------------------------------------------------- showing messages
 
 
@@ -349,65 +258,6 @@ def render_error(message: dict[str, Any], index: int) -> None:
                   on_click=retry, args=(index, "extractive"), icon=":material/format_quote:")
     else:
         st.button("Try again", key=f"retry-{index}", on_click=retry, args=(index, None))
-
-
-def render_answer(engine: Engine, message: dict[str, Any]) -> None:
-    answer: Answer = message["answer"]
-    mid = message["id"]
-    if answer.refused:
-        st.markdown(f"**{render.inline(answer.text)}**")
-        if answer.refusal_reason:
-            st.caption(render.inline(answer.refusal_reason))
-        if answer.passages:
-            st.markdown("The nearest passages in the index — none answers the question well enough:")
-            for n, passage in enumerate(answer.passages, start=1):
-                with st.expander(render.passage_label(n, passage)):
-                    st.markdown(render.metadata_markdown(passage))
-                    st.markdown(render.block(passage.chunk.text))
-    else:
-        st.markdown(render.answer_markdown(answer))
-        moved = sum(1 for s in answer.sentences if s.status == "moved")
-        if moved:
-            st.caption(f"Verification moved the citation of {moved} sentence{'s' if moved != 1 else ''} "
-                       "to the passage that supports it.")
-    if answer.dropped:
-        count = len(answer.dropped)
-        st.info(f"{count} sentence{'s were' if count != 1 else ' was'} dropped: no passage supported "
-                f"{'them' if count != 1 else 'it'}.")
-        with st.expander(f"Show the dropped sentence{'s' if count != 1 else ''}"):
-            for sentence in answer.dropped:
-                st.markdown(f":red-background[{render.inline(sentence.text)}] — **unsupported** "
-                            f"(best support {sentence.support:.2f})")
-    if not answer.refused and answer.citations:
-        st.markdown("**Sources**")
-        for citation in answer.citations:
-            citation_card(engine, citation, mid)
-    timing = f"{answer.answerer} answerer · {answer.timings.total_s:.1f} s" if answer.timings.total_s else ""
-    with st.expander("Copy as Markdown"):
-        markdown = answer.markdown()
-        st.code(markdown, language="markdown", wrap_lines=True)
-        st.download_button("Download .md", data=markdown, file_name=f"chokepoint-answer-{mid}.md",
-                           mime="text/markdown", key=f"download-{mid}", on_click="ignore")
-    if timing:
-        st.caption(timing)
-    if isinstance(mid, int):
-        feedback_widget(mid)
-
-
-def citation_card(engine: Engine, citation: Any, mid: Any) -> None:
-    chunk = citation.chunk
-    with st.expander(render.citation_label(citation)):
-        st.markdown(render.metadata_markdown(citation))
-        if chunk.url:
-            st.markdown(render.link_markdown(chunk.url))
-        st.markdown(render.passage_markdown(citation))
-        if st.toggle("Show the whole source", key=f"whole-{mid}-{citation.n}"):
-            source = whole_source(engine.settings.sources_dir, chunk)
-            if source.text is None:
-                st.caption(render.inline(source.note))
-            else:
-                with st.container(height=420, border=True, key=f"whole-source-{mid}-{citation.n}"):
-                    st.markdown(render.source_markdown(source.text, citation, window=20_000))
 
 
 def save_feedback(mid: int) -> None:
@@ -446,157 +296,14 @@ def render_history(engine: Engine) -> None:
             elif message.get("error"):
                 render_error(message, index)
             elif message.get("answer") is not None:
-                render_answer(engine, message)
+                answer_view(message["answer"], message["id"], engine.settings.sources_dir)
+                if isinstance(message["id"], int):
+                    feedback_widget(message["id"])
             else:
                 st.markdown(render.inline(message["content"]))
 
 
 # ---------------------------------------------------------------- sidebar
-
-
-def progress_hook(bar: Any) -> Any:
-    def hook(stage: str, done: int, total: int) -> None:
-        fraction = min(1.0, done / total) if total else 1.0
-        bar.progress(fraction, text=f"{STAGES.get(stage, stage)}: {done}/{total}")
-
-    return hook
-
-
-def report_record(report: IndexReport) -> dict[str, Any]:
-    return {"summary": report.summary(), "ok": report.ok, "added": report.added, "updated": report.updated,
-            "removed": report.removed, "failed": [f.reason for f in report.failed], "skipped": report.skipped,
-            "links": [link.describe() for link in report.links]}
-
-
-def show_report(record: dict[str, Any]) -> None:
-    if record.get("error"):
-        st.error(record["error"])
-        return
-    (st.success if record["ok"] else st.warning)(render.inline(record["summary"]))
-    for label in ("added", "updated", "removed"):
-        if record[label]:
-            names = ", ".join(record[label][:20]) + (" …" if len(record[label]) > 20 else "")
-            st.caption(f"**{label.capitalize()}:** {render.inline(names)}")
-    for reason in record["failed"]:
-        st.error(f"Failed: {render.inline(reason)}")
-    for link in record.get("links", []):
-        st.warning(f"Link not followed: {render.inline(link)}")
-
-
-def run_reindex(engine: Engine, rebuild: bool) -> None:
-    bar = st.progress(0.0, text="Checking files…")
-    try:
-        report = engine.reindex(rebuild=rebuild, progress=progress_hook(bar))
-        st.session_state.last_report = report_record(report)
-    except Exception as exc:
-        st.session_state.last_report = {"error": f"Reindexing failed: {one_line(exc)}"}
-    finally:
-        bar.empty()
-
-
-def store_uploads(engine: Engine, items: list[tuple[CheckedUpload, str, bool]]) -> None:
-    """Save uploads (name, replace?) and index them right away; a file that fails to index is taken out."""
-    sources_dir = engine.settings.sources_dir
-    notices = st.session_state.upload_notices
-    saved: list[tuple[Path, Path | None]] = []  # (path, backup of the file it replaced)
-    for upload, name, replace in items:
-        backup: Path | None = None
-        path: Path | None = None
-        try:
-            path = target_path(sources_dir, name)
-            if replace and path.exists():
-                backup = path.with_name(f".replaced-{os.getpid()}-{name}")
-                os.replace(path, backup)
-            save_upload(sources_dir, name, upload.data, overwrite=replace)
-            saved.append((path, backup))
-            if name != upload.original_name:
-                notices.append(("info", f"{render.inline(upload.original_name)} was saved as "
-                                        f"{render.inline(name)}."))
-        except UploadExistsError:
-            st.session_state.conflicts.append(upload)
-        except (UploadError, OSError) as exc:
-            if backup is not None and path is not None:
-                with contextlib.suppress(OSError):
-                    os.replace(backup, path)
-            notices.append(("error", render.inline(one_line(exc))))
-    if not saved:
-        return
-    bar = st.progress(0.0, text="Indexing…")
-    try:
-        report = engine.reindex([path for path, _ in saved], progress=progress_hook(bar))
-    except Exception as exc:
-        notices.append(("error", f"Saved, but not indexed yet ({render.inline(one_line(exc))}); click Reindex."))
-        for _, backup in saved:
-            if backup is not None:
-                with contextlib.suppress(OSError):
-                    backup.unlink()
-        return
-    finally:
-        bar.empty()
-    failed = {f.path: f.reason for f in report.failed}
-    restore: list[Path] = []
-    for path, backup in saved:
-        name = path.name
-        if name in failed:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            if backup is not None:
-                with contextlib.suppress(OSError):
-                    os.replace(backup, path)
-                    restore.append(path)
-            notices.append(("error", f"Not added: {render.inline(failed[name])}"))
-        else:
-            if backup is not None:
-                with contextlib.suppress(OSError):
-                    backup.unlink()
-            notices.append(("success", f"Indexed {render.inline(name)}."))
-    if restore:
-        with contextlib.suppress(Exception):
-            engine.reindex(restore)
-    st.session_state.last_report = report_record(report)
-
-
-def upload_section(engine: Engine) -> None:
-    settings = engine.settings
-    max_bytes = int(settings.max_file_mb * 1e6)
-    files = st.file_uploader(
-        "Add sources: Markdown, text, HTML, PDF or Word",
-        type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES], accept_multiple_files=True,
-        key=f"uploader-{st.session_state.uploader_key}",
-        help=f"Up to {settings.max_file_mb:g} MB each; indexed right away.",
-        max_upload_size=max(1, math.ceil(settings.max_file_mb)),
-    )
-    if files:
-        st.session_state.upload_notices = []
-        items = []
-        for file in files:
-            try:
-                upload = check_upload(file.name, file.getvalue(), max_bytes)
-                items.append((upload, upload.name, False))
-            except UploadError as exc:
-                st.session_state.upload_notices.append(("error", render.inline(str(exc))))
-        store_uploads(engine, items)
-        st.session_state.uploader_key += 1
-        st.rerun()
-
-    for i, upload in enumerate(list(st.session_state.conflicts)):
-        st.warning(f"**{render.inline(upload.name)}** is already in the sources folder.")
-        replace, keep, skip = st.columns(3)
-        if replace.button("Replace", key=f"conflict-replace-{i}"):
-            st.session_state.conflicts.pop(i)
-            st.session_state.upload_notices = []
-            store_uploads(engine, [(upload, upload.name, True)])
-            st.rerun()
-        if keep.button("Keep both", key=f"conflict-keep-{i}"):
-            st.session_state.conflicts.pop(i)
-            st.session_state.upload_notices = []
-            store_uploads(engine, [(upload, free_name(settings.sources_dir, upload.name), False)])
-            st.rerun()
-        if skip.button("Cancel", key=f"conflict-skip-{i}"):
-            st.session_state.conflicts.pop(i)
-            st.rerun()
-    for kind, text in st.session_state.upload_notices:
-        {"error": st.error, "success": st.success}.get(kind, st.info)(text)
 
 
 def filter_section(options: dict[str, list]) -> None:
@@ -653,24 +360,7 @@ def sidebar(engine: Engine, options: dict[str, list]) -> None:
         st.header("Filters")
         filter_section(options)
 
-        st.header("Index")
-        status_box = st.container()
-        rebuild = st.checkbox("Rebuild from scratch", key="rebuild",
-                              help="Drop the index and embed every source again.")
-        if st.button("Reindex", key="reindex", icon=":material/refresh:"):
-            run_reindex(engine, rebuild)
-            st.rerun()  # fresh status and filter choices
-        if st.session_state.last_report:
-            show_report(st.session_state.last_report)
-        upload_section(engine)
-        with status_box:
-            try:
-                status = engine.status()
-                st.markdown(f"**Sources:** {status.sources} · **Chunks:** {status.chunks}  \n"
-                            f"**Embedding model:** {render.inline(status.embedding_model)}  \n"
-                            f"**Last indexed:** {render.inline(status.last_indexed or 'never')}")
-            except Exception as exc:
-                st.error(f"Index status unavailable: {one_line(exc)}")
+        index_view(engine, one_line)
 
         st.header("Feedback")
         try:

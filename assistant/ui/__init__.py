@@ -1,4 +1,5 @@
 """Helpers for the Streamlit app (``app.py``): safe Markdown rendering, uploads, the chat store.
 
-Nothing here imports Streamlit, so every piece is unit-tested on its own.
+Only the ``*_view`` modules import Streamlit (they draw parts of the page); nothing else here does,
+so every other piece is unit-tested on its own.
 """
