@@ -75,6 +75,9 @@ def unseen(tmp_path_factory, embedder):
     write_note(sources, "varnholt-rowing.md", "Varnholt (rowing club)",
                "Varnholt is also the name of a rowing club in the capital, founded by students in 1899. "
                "The club races on the river every spring.")
+    write_note(sources, "tomas-reyl.md", "Tomas Reyl",
+               "Tomas Reyl piloted the harbour guild's rescue boat on the Lisk estuary for 28 years. "
+               "He was a two-time winner of its medal. He retired to a farm inland.")
     for n in range(6):
         write_note(sources, f"filler-{n}.md", f"Lighthouse {n}",
                    f"Lighthouse {n} stands on a rock off the northern coast. Its lamp was electrified in "
@@ -98,6 +101,14 @@ def test_a_bridge_question_takes_a_second_hop(unseen):
     assert {c.chunk.source for c in answer.citations} >= {"silent-harbour.md"}
     if answer.hop_queries:
         assert answer.timings.hop_s > 0
+
+
+def test_a_how_many_question_is_answered_with_a_count_of_what_it_asks(unseen):
+    # The "28 years" sentence shares more of the question's words, and holds a figure too; only the
+    # "two-time" one counts times (without the count's unit, the answer was the 28 years alone).
+    question = "How many times was Tomas Reyl given the harbour guild's rescue medal?"
+    answer = unseen.pipeline.ask(unseen.extractive, question)
+    assert not answer.refused and "two-time" in answer.text, answer.text
 
 
 def test_a_question_the_passages_do_not_answer_is_refused(unseen):

@@ -80,11 +80,15 @@ class UploadBatch:
             if name in failed:
                 with contextlib.suppress(OSError):
                     path.unlink()
+                kept = ""
                 if backup is not None:
                     with contextlib.suppress(OSError):
                         os.replace(backup, path)
                         restore.append(path)
-                self.notices.append(("error", f"Not added: {render.inline(failed[name])}"))
+                        # Without this, a reader cannot tell whether the source they replaced is gone.
+                        kept = (f" The earlier version of {render.inline(name)} is kept; "
+                                "fix the file and upload it again.")
+                self.notices.append(("error", f"Not added: {render.inline(failed[name])}{kept}"))
             else:
                 self._drop_backups([(path, backup)])
                 self.notices.append(("success", f"Indexed {render.inline(name)}."))
