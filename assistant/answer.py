@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from assistant.retrieval import Passage
+from assistant.passage import Passage
+from index.chunk import Chunk
 
 Role = Literal["user", "assistant"]
 
@@ -29,7 +30,7 @@ class Citation:
     support_end: int
 
     @property
-    def chunk(self):
+    def chunk(self) -> Chunk:
         return self.passage.chunk
 
     @property

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query, is_elliptical, rewrite_prompt
+from assistant.passage import Passage
 from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
 from assistant.reader import (
     DECLINED,
@@ -27,7 +28,6 @@ from assistant.reader import (
     response_format,
     shortlist,
 )
-from assistant.retrieval import Passage
 from assistant.verification import SentenceVectors
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,11 @@ import numpy as np
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query
+from assistant.passage import Passage
 from assistant.question import QuestionForm, answer_values, counts_unit, question_form
-from assistant.retrieval import Passage
-from assistant.text import Span, content_words, numbers, years
+from assistant.text import Span, numbers, years
 from assistant.verification import PassageView, Verifier, is_gap_statement
+from index.words import content_words
 
 NO_ANSWER = "The passages do not answer this question: none holds {what} about what it asks."
 _WHAT = {"person": "a name", "place": "a place", "time": "a date", "number": "a figure", "choice": "either option"}

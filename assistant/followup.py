@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from assistant.answer import Turn
-from assistant.text import content_words
+from index.words import content_words
 
 _CONNECTIVE = re.compile(
     r"^\s*(and|but|or|also|so|then|what about|how about|and what about|same for|what of|plus|versus|vs\.?)\b",

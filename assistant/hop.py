@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.extractive import answer_candidates, title_key
+from assistant.passage import Passage
 from assistant.question import QuestionForm, name_runs, question_form
-from assistant.retrieval import Passage, Retriever
-from assistant.text import content_words
+from assistant.retrieval import Retriever
 from assistant.verification import Verifier
 from index.filters import Filters
+from index.words import content_words
 
 
 class SecondHop:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from assistant.answer import Answer, AnswerSentence, Citation, Timings, Turn
 from assistant.answerers import Answerer, strip_markup
 from assistant.hop import SecondHop
+from assistant.passage import Passage
 from assistant.prompts import REFUSAL_TEXT
-from assistant.retrieval import Passage, Retriever
+from assistant.retrieval import Retriever
 from assistant.text import sentences, years
 from assistant.verification import Verification, Verified, Verifier, verbatim_key
 from index.filters import Filters

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assistant.retrieval import Passage
-from assistant.text import Span, content_words, sentences
+from assistant.passage import Passage
+from assistant.text import Span, sentences
 from index.tokens import count_tokens
+from index.words import content_words
 
 REFUSAL_TEXT = "The indexed sources do not cover this question."
 

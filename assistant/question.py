@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from assistant.text import content_words
+from index.words import content_words
 
 Kind = Literal["person", "time", "place", "number", "choice", "list", "entity", "description"]
 

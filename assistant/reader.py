@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from assistant.retrieval import Passage
-from assistant.text import Span, content_words, sentences
+from assistant.passage import Passage
+from assistant.text import Span, sentences
 from assistant.verification import SentenceVectors
 from index.tokens import count_tokens
+from index.words import content_words
 
 READER_SYSTEM_PROMPT = """Answer the question from the numbered sentences in the user's message, and from nothing else.
 

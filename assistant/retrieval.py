@@ -18,32 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from assistant.passage import Passage
 from assistant.text import distinctive_terms
-from index.chunking import Chunk
+from index.chunk import Chunk
 from index.embedding import Embedder
 from index.filters import Filters
-from index.lexical import LexicalIndex, tokenize
+from index.lexical import LexicalIndex
 from index.settings import Settings
 from index.store import ChunkStore
+from index.words import tokenize
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved chunk with how it was found."""
-
-    chunk: Chunk
-    score: float
-    """Fused score (RRF, or the reranker's when one is set); higher is better."""
-    relevance: float
-    """Cosine similarity of the passage to the query, in [-1, 1]: comparable across queries."""
-    dense_rank: int | None = None
-    lexical_rank: int | None = None
-
-    @property
-    def id(self) -> str:
-        return self.chunk.id
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""Small text tools shared by the answerers and the verifier: sentences, content words, numbers."""
+"""Small text tools shared by the answerers and the verifier: sentences, citation markers, numbers.
+
+Their words (stems, stop words) come from ``index.words``, as BM25's do.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from index.lexical import tokenize
 
 # A sentence keeps its closing quotes and any citation markers after its full stop ("... 2020. [3]").
 # Not after an initial ("M. Ward", "J. R. R.") or a title ("Dr. Smith"): those full stops end no sentence.
@@ -50,11 +51,6 @@ def sentences(text: str) -> Iterator[Span]:
             yield Span(start, stop, piece)
         if match:
             position = match.end()
-
-
-def content_words(text: str) -> set[str]:
-    """Stemmed words minus stop words (the BM25 tokenizer's view)."""
-    return set(tokenize(text))
 
 
 def numbers(text: str) -> set[str]:

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.answer import AnswerSentence, Citation
-from assistant.retrieval import Passage
-from assistant.text import Span, citation_markers, content_words, numbers, sentences, spelled_numbers
+from assistant.passage import Passage
+from assistant.text import Span, citation_markers, numbers, sentences, spelled_numbers
 from index.embedding import Embedder
+from index.words import content_words
 
 _REFUSAL = re.compile(
     r"\b(do(es)?n['’]?t|do(es)? not|cannot|can['’]?t|no information|not (contain|cover|mention|say|include))\b"

@@ -53,7 +53,8 @@ def _commit(manifest: Any, rows_by_source: dict[str, list[Any]]) -> None:
 
 
 def run(size: int, changes: int, questions: list[str]) -> dict[str, Any]:
-    from index.chunking import Chunk, chunk_id
+    from index.chunk import Chunk
+    from index.chunking import chunk_id
     from index.filters import Filters
     from index.lexical import LexicalIndex, lexical_row
     from index.manifest import Manifest

@@ -79,7 +79,8 @@ def build_with_indexer(folder: Path, size: int, embedder: Any) -> dict[str, Any]
 
 def short_chunks(size: int) -> list[Any]:
     """``size`` chunks of one to three generated sentences, ten to a source, with full metadata."""
-    from index.chunking import Chunk, chunk_id
+    from index.chunk import Chunk
+    from index.chunking import chunk_id
 
     rng = random.Random(SEED + size)
     docs = corpus.documents(SEED + size)

@@ -29,10 +29,11 @@ from evals.cases import BeirSet
 from evals.metrics import BEIR_METRICS, MODE_LABELS, MODES
 from index.chunking import chunk_document
 from index.indexer import chunker_config, data_dir_lock, index_identity
-from index.lexical import LexicalIndex, chunk_filters, tokenize
+from index.lexical import LexicalIndex, chunk_filters
 from index.loaders import SourceDocument
 from index.manifest import LexicalRow
 from index.store import ChunkStore, make_client
+from index.words import tokenize
 
 CHUNK_DEPTH = 100
 """Chunks retrieved per query (then folded into documents)."""

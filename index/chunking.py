@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from index.chunk import Chunk
 from index.loaders import SourceDocument
 from index.tokens import cl100k
 
@@ -28,32 +29,6 @@ class ChunkerConfig:
     def signature(self) -> str:
         """Recorded with the index: a different signature means the index must be rebuilt."""
         return f"v{CHUNKER_VERSION}:cl100k_base:{self.max_tokens}:{self.overlap_tokens}"
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One passage of a source, with everything a citation needs."""
-
-    id: str
-    source: str
-    ordinal: int
-    text: str
-    start: int
-    end: int
-    title: str
-    heading: str
-    publisher: str = ""
-    date: str = ""
-    url: str = ""
-    page: int | None = None
-    topics: tuple[str, ...] = ()
-    content_hash: str = ""
-
-    @property
-    def embedding_text(self) -> str:
-        """What the embedder reads: where the passage sits, then the passage."""
-        context = " > ".join(part for part in (self.title, self.heading) if part)
-        return f"{context}\n{self.text}" if context else self.text
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.chunking import Chunk, ChunkerConfig, chunk_document
+from index.chunk import Chunk
+from index.chunking import ChunkerConfig, chunk_document
 from index.discovery import SkippedLink, discover, is_under
 from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_row

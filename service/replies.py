@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.answer import Answer, AnswerSentence
-from assistant.retrieval import Passage
+from assistant.passage import Passage
 from assistant.verification import render
 from index.indexer import IndexReport
 

@@ -20,7 +20,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
-from assistant.retrieval import Passage, Retriever
+from assistant.passage import Passage
+from assistant.retrieval import Retriever
 from index.filters import Filters
 from index.settings import Settings
 

@@ -7,9 +7,10 @@ from conftest import write_note
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query, is_elliptical
-from assistant.retrieval import Passage, Retriever
+from assistant.passage import Passage
+from assistant.retrieval import Retriever
 from assistant.text import citation_markers, numbers
-from index.chunking import Chunk
+from index.chunk import Chunk
 
 # (question, note that answers it) — phrasings chosen to need both word match and meaning.
 RETRIEVAL_CASES = [

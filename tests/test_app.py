@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, SOURCES, write_note
 
 from assistant.answer import Answer, AnswerSentence, Citation
-from assistant.retrieval import Passage
+from assistant.passage import Passage
 from assistant.ui import render
 from assistant.ui.chats import ChatStore
 from assistant.ui.serialize import answer_from_dict, answer_to_dict
@@ -31,7 +31,7 @@ from assistant.ui.uploads import (
     save_upload,
     target_path,
 )
-from index.chunking import Chunk
+from index.chunk import Chunk
 
 APP = str(ROOT / "app.py")
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"

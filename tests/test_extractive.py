@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from conftest import write_note
 
+from assistant.passage import Passage
 from assistant.question import answer_values, question_form
-from assistant.retrieval import Passage
 from assistant.text import Span
 from assistant.verification import PassageView
-from index.chunking import Chunk
+from index.chunk import Chunk
 
 
 @pytest.mark.parametrize(("question", "kind"), [

@@ -10,8 +10,10 @@ from conftest import write_note
 
 from index.filters import Filters
 from index.indexer import Indexer
-from index.lexical import MAX_SEGMENTS, LexicalIndex, Segment, chunk_filters, tokenize
+from index.lexical import MAX_SEGMENTS, LexicalIndex, chunk_filters
 from index.manifest import LexicalRow, Manifest
+from index.segment import Segment
+from index.words import tokenize
 
 WORDS = ["lithography", "wafer", "subsidy", "tariff", "export", "control", "fab", "memory", "foundry",
          "sanction", "talent", "patent", "yuan", "gallium", "germanium", "rare", "earth", "scanner", "node",

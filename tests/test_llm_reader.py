@@ -17,6 +17,7 @@ from typing import ClassVar
 import pytest
 from conftest import SOURCES, local_http_server, require_llm
 
+from assistant.passage import Passage
 from assistant.reader import (
     DECLINED,
     MalformedReply,
@@ -29,8 +30,7 @@ from assistant.reader import (
     reply_schema,
     shortlist,
 )
-from assistant.retrieval import Passage
-from index.chunking import Chunk
+from index.chunk import Chunk
 
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"
 CHIP_NOTES = ["chip-self-sufficiency-figures.md", "talent-policy.md"]

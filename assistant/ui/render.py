@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 from assistant.answer import Answer, AnswerSentence, Citation
-from assistant.retrieval import Passage
+from assistant.passage import Passage
 
 # All ASCII punctuation may be backslash-escaped in CommonMark; escaping all of it is simplest
 # and leaves nothing for Markdown, GFM or Streamlit's extensions to interpret.

@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any
 
 from assistant.answer import Answer, AnswerSentence, Citation, Timings
-from assistant.retrieval import Passage
-from index.chunking import Chunk
+from assistant.passage import Passage
+from index.chunk import Chunk
 
 VERSION = 1
 

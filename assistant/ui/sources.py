@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.chunking import Chunk
+from index.chunk import Chunk
 from index.loaders import LoadError, load
 
 WHOLE_FILE_SUFFIXES = (".md", ".markdown", ".txt")
