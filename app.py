@@ -73,7 +73,7 @@ def endpoint_answerer(url: str, model: str) -> LLMAnswerer:
     engine = get_engine()
     settings = engine.settings.model_copy(update={"llm_url": url, "llm_model": model})
     # The same sentence-vector cache as the engine's own LLM answerer: the shortlist ranks by meaning too.
-    return LLMAnswerer(chat_model(settings), settings.llm_prompt_tokens, vectors=engine.verifier.vectors)
+    return LLMAnswerer(chat_model(settings), settings.llm_prompt_tokens, vectors=engine.vectors)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -19,15 +19,14 @@ from assistant.passage import Passage
 from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
 from assistant.reader import (
     DECLINED,
-    MalformedReply,
     Numbered,
-    ReplyParser,
     passage_markers,
     passages_with_sentences,
     reader_messages,
     response_format,
     shortlist,
 )
+from assistant.reply_parser import MalformedReply, ReplyParser
 from assistant.verification import SentenceVectors
 
 log = logging.getLogger(__name__)
@@ -75,6 +74,7 @@ def _endpoint_errors(chat_model: Any) -> Iterator[None]:
 
 
 def _llm_failure(exc: Exception, chat_model: Any) -> str:
+    # Here, not at the top: openai takes seconds to import, and only the LLM answerer needs it.
     import openai
 
     url = _endpoint(chat_model)
@@ -167,6 +167,7 @@ class LLMAnswerer:
         Free text takes over only while nothing has been shown: once answer text went out, a reply
         that breaks off ends the draft there, and the verifier checks what was shown.
         """
+        # Here, not at the top: openai takes seconds to import, and only the LLM answerer needs it.
         import openai
 
         parser = ReplyParser()
@@ -260,6 +261,7 @@ _NAMES_THE_FORMAT = re.compile(r"response_format|json[ _-]?schema|\bschema\b|\bg
 
 def _rejects_response_format(exc: Exception) -> bool:
     """An HTTP 4xx whose message names response_format or the schema: the endpoint cannot constrain output."""
+    # Here, not at the top: openai takes seconds to import, and only the LLM answerer needs it.
     import openai
 
     return (isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500

@@ -13,9 +13,11 @@ from typing import Any
 
 from assistant.answerers import Answerer, LLMAnswerer
 from assistant.extractive import ExtractiveAnswerer
+from assistant.gguf_model import spec_for
+from assistant.local_llm import get_server
 from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
-from assistant.verification import Verifier
+from assistant.verification import SentenceVectors, Verifier
 from index.embedding import Embedder
 from index.indexer import Indexer, IndexLockedError, IndexReport, ProgressHook, index_identity
 from index.settings import Settings
@@ -28,13 +30,14 @@ class Engine:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(
-            settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
-        )
+        self.embedder = embedder or Embedder.from_settings(settings)
         self._lock = threading.RLock()
         self._llm: LLMAnswerer | None = None
         self._chroma_suspect = False  # set by a failed indexing run: see _restart_embedded_chroma
-        self.verifier = Verifier(self.embedder, settings.support_threshold)
+        # One cache of sentence vectors for the process: the retriever's query vector, the answerers'
+        # rankings and the verifier's checks read the same sentences with the same model.
+        self.vectors = SentenceVectors(self.embedder)
+        self.verifier = Verifier(self.vectors, settings.support_threshold)
         self.extractive = ExtractiveAnswerer(self.verifier, shortlist=settings.extractive_shortlist)
         self._open()
 
@@ -56,7 +59,7 @@ class Engine:
         self.pipeline = AnswerPipeline(
             self.retriever, self.verifier, self.settings.min_relevance,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
-            max_passages=self.settings.max_passages, preview=self.extractive,
+            max_passages=self.settings.max_passages, preview=self.extractive, vectors=self.vectors,
         )
 
     def answerer(self, name: str | None = None) -> Answerer:
@@ -69,7 +72,7 @@ class Engine:
         with self._lock:
             if self._llm is None:
                 self._llm = LLMAnswerer(chat_model(self.settings), self.settings.llm_prompt_tokens,
-                                        vectors=self.verifier.vectors)
+                                        vectors=self.vectors)
             return self._llm
 
     def reindex(self, paths: list[Path] | None = None, *, rebuild: bool = False,
@@ -126,19 +129,27 @@ def _forget_embedded_chroma(path: Path) -> None:
 
 def chat_model(settings: Settings) -> Any:
     """A LangChain ChatOpenAI for the configured endpoint, or for the embedded llama.cpp server."""
+    # Here, not at the top: openai and langchain_openai take seconds to import, and only the LLM needs them.
+    import openai
     from langchain_openai import ChatOpenAI
 
+    clients: dict[str, Any] = {}
     if settings.llm_url:
         base_url, model = settings.llm_url, settings.llm_model
         api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
     else:
-        from assistant.local_llm import get_server, spec_for
-
         server = get_server(spec_for(settings.llm_size), settings.models_dir,
                             n_ctx=settings.llm_context_tokens, threads=settings.llm_threads)
         server.start()
         base_url, model, api_key = server.base_url, server.model_name, "not-needed"
+        # No proxy can reach this machine's 127.0.0.1: these clients ignore the *_PROXY variables,
+        # instead of the process adding loopback to NO_PROXY for every client it runs. (No socket
+        # options: langchain would warn that its own transport, unused here, shadows the proxy.)
+        clients = {"http_client": openai.DefaultHttpxClient(trust_env=False),
+                   "http_async_client": openai.DefaultAsyncHttpxClient(trust_env=False),
+                   "http_socket_options": ()}
     return ChatOpenAI(
         base_url=base_url, api_key=api_key, model=model, temperature=0,
         max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s, max_retries=0, streaming=True,
+        **clients,
     )

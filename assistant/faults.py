@@ -57,7 +57,7 @@ def _plain(exc: BaseException) -> str:
 def _known(chain: list[BaseException], settings: Settings) -> str | None:
     """Errors of our own that already say what to do (LLM endpoint and packages, models, the store)."""
     from assistant.answerers import LLMError
-    from assistant.local_llm import LLMUnavailableError
+    from assistant.gguf_model import LLMUnavailableError
     from index.embedding import ModelNotFoundError
     from index.store import IndexMismatchError, StoreUnavailableError
 

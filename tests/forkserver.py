@@ -61,8 +61,7 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
     from index.settings import Settings
 
     settings = Settings(**request["settings"])
-    embedder = Embedder(settings.embedding_model, device=settings.embedding_device,
-                        batch_size=settings.embedding_batch_size)
+    embedder = Embedder.from_settings(settings)
     result: dict[str, Any] = {}
     if request["job"] == "index":
         # Load the model before the run takes the data dir's lock, so that a test timing its

@@ -354,7 +354,8 @@ def test_missing_or_broken_embedding_model_names_the_setting(tmp_path: Path, mon
 
 
 def test_missing_llm_packages_are_named(tmp_path: Path, monkeypatch):
-    from assistant.local_llm import QWEN_0_5B, LLMUnavailableError, LocalLLMServer
+    from assistant.gguf_model import QWEN_0_5B, LLMUnavailableError
+    from assistant.local_llm import LocalLLMServer
 
     monkeypatch.setitem(sys.modules, "xllamacpp", None)
     with pytest.raises(LLMUnavailableError, match=r"xllamacpp.*pip install -e '\.\[llm\]'"):

@@ -20,16 +20,14 @@ from conftest import SOURCES, local_http_server, require_llm
 from assistant.passage import Passage
 from assistant.reader import (
     DECLINED,
-    MalformedReply,
     Numbered,
-    Reply,
-    ReplyParser,
     passage_markers,
     passages_with_sentences,
     reader_prompt,
     reply_schema,
     shortlist,
 )
+from assistant.reply_parser import MalformedReply, Reply, ReplyParser
 from index.chunk import Chunk
 
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"
@@ -322,7 +320,7 @@ def test_reader_prompt_is_a_fraction_of_the_passage_prompt(default_corpus_index)
     from index.tokens import count_tokens
 
     settings, engine = default_corpus_index
-    reader = LLMAnswerer(None, settings.llm_prompt_tokens, vectors=engine.verifier.vectors)
+    reader = LLMAnswerer(None, settings.llm_prompt_tokens, vectors=engine.vectors)
     free_text = LLMAnswerer(None, settings.llm_prompt_tokens)
     free_text.free_text_because = "a test"
     question = "When was phase I of the Big Fund set up and how much did it raise?"
