@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from index.chunking import Chunk
-from index.filters import Filters
+from index.filters import Filters, date_number
 from index.manifest import LexicalRow
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*%?|[^\W\d_]+", re.UNICODE)
@@ -74,8 +74,6 @@ def chunk_filters(source: str, publisher: str, topics: Iterable[str], date_num: 
 
 def lexical_row(chunk: Chunk) -> LexicalRow:
     """What BM25 keeps of a chunk: the tokens of what the embedder reads, and the filter fields."""
-    from index.store import date_number
-
     return LexicalRow(
         chunk.id, chunk.source, tokenize(chunk.embedding_text),
         chunk_filters(chunk.source, chunk.publisher, chunk.topics, date_number(chunk.date)),
