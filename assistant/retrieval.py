@@ -190,7 +190,7 @@ class Retriever:
         rankings: list[list[str]] = []
         ranks: dict[str, dict[str, int]] = {"dense": {}, "lexical": {}}
         if self.mode in ("hybrid", "dense"):
-            dense = self.store.search(vector, depth, filters.chroma_where())
+            dense = self.store.search(vector, depth, filters)
             rankings.append([chunk_id for chunk_id, _ in dense])
             ranks["dense"] = {chunk_id: r for r, (chunk_id, _) in enumerate(dense, start=1)}
         if self.mode in ("hybrid", "lexical"):

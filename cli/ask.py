@@ -250,7 +250,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _filters(args: argparse.Namespace) -> Filters:
-    from index.filters import Filters  # it imports the store (chromadb): see _filter_fields
+    from index.filters import Filters  # importing cli.ask stays free: see the module docstring
 
     return Filters(
         sources=tuple(getattr(args, "source", None) or ()),
@@ -262,7 +262,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 
 def _filter_fields(args: argparse.Namespace) -> dict:
-    """``-k`` and the filters as the API's extra body fields (``_filters`` would import the index store)."""
+    """``-k`` and the filters as the API's extra body fields."""
     fields = {"k": args.k, "source": args.source, "publisher": args.publisher, "topic": args.topic,
               "date_from": args.date_from, "date_to": args.date_to}
     return {name: value for name, value in fields.items() if value is not None}

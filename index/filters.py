@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
-
-from index.store import date_number
 
 
 @dataclass(frozen=True)
@@ -24,25 +22,8 @@ class Filters:
     def is_empty(self) -> bool:
         return not (self.sources or self.publishers or self.topics or self.date_from or self.date_to)
 
-    def chroma_where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if self.sources:
-            clauses.append({"source": {"$in": list(self.sources)}})
-        if self.publishers:
-            clauses.append({"publisher": {"$in": list(self.publishers)}})
-        if self.topics:
-            topic_clauses = [{f"topic:{t}": True} for t in self.topics]
-            clauses.append(topic_clauses[0] if len(topic_clauses) == 1 else {"$or": topic_clauses})
-        if self.date_from:
-            clauses.append({"date_num": {"$gte": date_number(self.date_from)}})
-        if self.date_to:
-            clauses.append({"date_num": {"$lte": _end_of(self.date_to)}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
     def matches(self, source: str, publisher: str, topics: set[str] | frozenset[str], date: int) -> bool:
-        """The same test as ``chroma_where``, for one chunk's fields."""
+        """The same test as the store's Chroma ``where`` clause (``index.store``), for one chunk's fields."""
         if self.sources and source not in self.sources:
             return False
         if self.publishers and publisher not in self.publishers:
@@ -51,10 +32,19 @@ class Filters:
             return False
         if self.date_from and date < date_number(self.date_from):
             return False
-        return not (self.date_to and date > _end_of(self.date_to))
+        return not (self.date_to and date > end_of(self.date_to))
 
 
-def _end_of(value: str) -> int:
+def date_number(value: str) -> int:
+    """'2021-06-28' -> 20210628; '2022-05' -> 20220500; unknown -> 0. Lets Chroma filter ranges."""
+    match = re.match(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", value or "")
+    if not match:
+        return 0
+    year, month, day = match.group(1), match.group(2) or "0", match.group(3) or "0"
+    return int(year) * 10000 + int(month) * 100 + int(day)
+
+
+def end_of(value: str) -> int:
     """'2021' -> 20219999 so a year or month bound includes its whole span."""
     number = date_number(value)
     if number % 10000 == 0:

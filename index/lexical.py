@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from index.chunk import Chunk
-from index.filters import Filters
+from index.filters import Filters, date_number
 from index.manifest import LexicalRow
 from index.segment import Segment
 from index.words import tokenize
@@ -41,8 +41,6 @@ def chunk_filters(source: str, publisher: str, topics: Iterable[str], date_num: 
 
 def lexical_row(chunk: Chunk) -> LexicalRow:
     """What BM25 keeps of a chunk: the tokens of what the embedder reads, and the filter fields."""
-    from index.store import date_number
-
     return LexicalRow(
         chunk.id, chunk.source, tokenize(chunk.embedding_text),
         chunk_filters(chunk.source, chunk.publisher, chunk.topics, date_number(chunk.date)),

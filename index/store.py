@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
+import chromadb
 import numpy as np
-from langchain_chroma import Chroma
+from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import InternalError, NotFoundError
 
 from index.chunking import Chunk
+from index.filters import Filters, date_number, end_of
 from index.settings import Settings
 
 SCHEMA_VERSION = "1"
@@ -68,15 +71,6 @@ class IndexIdentity:
         )
 
 
-def date_number(value: str) -> int:
-    """'2021-06-28' -> 20210628; '2022-05' -> 20220500; unknown -> 0. Lets Chroma filter ranges."""
-    match = re.match(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", value or "")
-    if not match:
-        return 0
-    year, month, day = match.group(1), match.group(2) or "0", match.group(3) or "0"
-    return int(year) * 10000 + int(month) * 100 + int(day)
-
-
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     """Chroma metadata for a chunk. Chroma takes scalars only: topics become one flag each."""
     metadata: dict[str, Any] = {
@@ -120,15 +114,29 @@ def chunk_from_record(chunk_id: str, text: str, metadata: dict[str, Any]) -> Chu
     )
 
 
+def _where_clause(filters: Filters) -> dict[str, Any] | None:
+    """``filters`` as a Chroma ``where``: the same test as ``Filters.matches``, on ``chunk_metadata``'s fields."""
+    clauses: list[dict[str, Any]] = []
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    if filters.publishers:
+        clauses.append({"publisher": {"$in": list(filters.publishers)}})
+    if filters.topics:
+        topic_clauses = [{f"topic:{t}": True} for t in filters.topics]
+        clauses.append(topic_clauses[0] if len(topic_clauses) == 1 else {"$or": topic_clauses})
+    if filters.date_from:
+        clauses.append({"date_num": {"$gte": date_number(filters.date_from)}})
+    if filters.date_to:
+        clauses.append({"date_num": {"$lte": end_of(filters.date_to)}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
 def make_client(settings: Settings) -> Any:
     """A Chroma client: HTTP when ``chroma_url`` is set, else embedded under the data dir."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_url:
-        from urllib.parse import urlparse
-
         url = urlparse(settings.chroma_url)
         headers = {}
         if settings.chroma_token is not None:
@@ -172,29 +180,24 @@ class ChunkStore:
     """Chunks and their vectors in one Chroma collection.
 
     Writes and reads go through the Chroma collection with vectors we computed (so the embedder
-    sees each chunk's heading context; a search asks for ids only). The collection is opened as a
-    ``langchain_chroma.Chroma`` store, kept as ``self.langchain`` for LangChain code that wants one.
+    sees each chunk's heading context; a search asks for ids only).
     """
 
     def __init__(self, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> None:
+        # ``embeddings`` is unused: the store is handed vectors, never texts to embed.
         self.client = client
         self.name = name
         self.identity = identity
-        self._embeddings = embeddings
         self._attach()
 
     def _attach(self) -> None:
         """Open (or create) the collection by name and check what built it."""
-        langchain = Chroma(
-            client=self.client,
-            collection_name=self.name,
-            embedding_function=self._embeddings,
-            collection_metadata=self.identity.as_metadata(),
-        )
-        self._check_identity(langchain._collection)
+        # No embedding function: Chroma would otherwise load (and download) its default model.
+        collection = self.client.get_or_create_collection(
+            name=self.name, embedding_function=None, metadata=self.identity.as_metadata())
+        self._check_identity(collection)
         # Swapped in only once checked: threads still querying keep a usable handle meanwhile.
-        self.langchain = langchain
-        self.collection = langchain._collection
+        self.collection = collection
 
     def _check_identity(self, collection: Any) -> None:
         found = IndexIdentity.from_metadata(collection.metadata)
@@ -232,8 +235,6 @@ class ChunkStore:
         instance is rebuilding the collection. When another instance has rebuilt it, this
         store switches to the new collection (after the same identity check as at start).
         """
-        from chromadb.errors import NotFoundError
-
         try:
             found = self.client.get_collection(self.name, embedding_function=None)
         except NotFoundError:
@@ -251,8 +252,6 @@ class ChunkStore:
 
     def _read(self, operation: Callable[[Any], _T]) -> _T:
         """Run a read on the collection: again if a concurrent write tripped it, anew if it was rebuilt."""
-        from chromadb.errors import InternalError, NotFoundError
-
         attempts = 0
         while True:
             try:
@@ -319,15 +318,16 @@ class ChunkStore:
                 counts[source] = counts.get(source, 0) + 1
             offset += len(page["ids"])
 
-    def search(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        """Ids of the ``k`` nearest chunks to a unit query vector, with cosine similarity.
+    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """Ids of the ``k`` nearest chunks to a unit query vector that pass ``filters``, with cosine similarity.
 
         Ids only: texts and metadata are fetched for the few chunks that make the final cut
         (``records``), and the collection is not counted first (a full table count, 12 ms at
         100k chunks; Chroma answers an empty collection with no ids).
         """
+        where = _where_clause(filters) if filters is not None else None
         result = self._read(lambda collection: collection.query(
-            query_embeddings=[vector], n_results=k, where=where or None, include=["distances"],
+            query_embeddings=[vector], n_results=k, where=where, include=["distances"],
         ))
         # Chroma's default space is squared L2; for unit vectors cos = 1 - d/2.
         return [(i, 1.0 - float(d) / 2.0) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
