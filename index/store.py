@@ -22,7 +22,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError, NotFoundError
 
-from index.chunking import Chunk
+from index.chunk import Chunk
 from index.filters import Filters, date_number, end_of
 from index.settings import Settings
 

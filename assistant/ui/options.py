@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from assistant.pipeline import AskOptions
-from index.chunking import Chunk
+from index.chunk import Chunk
 from index.filters import Filters
 
 
