@@ -38,7 +38,7 @@ class Engine:
         # rankings and the verifier's checks read the same sentences with the same model.
         self.vectors = SentenceVectors(self.embedder)
         self.verifier = Verifier(self.vectors, settings.support_threshold)
-        self.extractive = ExtractiveAnswerer(self.verifier, shortlist=settings.extractive_shortlist)
+        self.extractive = ExtractiveAnswerer(self.verifier, self.vectors, shortlist=settings.extractive_shortlist)
         self._open()
 
     def _open(self) -> None:

@@ -19,19 +19,28 @@ A sentence is chosen for holding an answer, not for looking like the question:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from assistant.answer import Turn
+from assistant.candidates import (
+    COVER_WEIGHT,
+    Candidate,
+    answer_candidates,
+    clean_sentence,
+    passage_context_words,
+    term_weights,
+    title_key,
+    weight,
+)
 from assistant.followup import contextual_query
 from assistant.passage import Passage
-from assistant.question import QuestionForm, answer_values, counts_unit, question_form
-from assistant.text import Span, numbers, years
-from assistant.verification import PassageView, Verifier, is_gap_statement
+from assistant.question import QuestionForm, question_form
+from assistant.text import Span, numbers
+from assistant.verification import PassageView, SentenceVectors, Verifier
 from index.words import content_words
 
 NO_ANSWER = "The passages do not answer this question: none holds {what} about what it asks."
@@ -43,10 +52,11 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, verifier: Verifier, max_sentences: int = 4, floor: float = 0.55, answerable: float = 2.385,
-                 closeness: float = 2.0, gap_margin: float = 0.12, shortlist: int = 16, typed_margin: float = 0.3,
-                 extra_margin: float = 0.5) -> None:
+    def __init__(self, verifier: Verifier, vectors: SentenceVectors, max_sentences: int = 4, floor: float = 0.55,
+                 answerable: float = 2.385, closeness: float = 2.0, gap_margin: float = 0.12, shortlist: int = 16,
+                 typed_margin: float = 0.3, extra_margin: float = 0.5) -> None:
         self.verifier = verifier
+        self.vectors = vectors
         self.max_sentences = max_sentences
         self.floor = floor
         self.answerable = answerable
@@ -89,13 +99,13 @@ class ExtractiveAnswerer:
         if question != query:
             form = replace(form, kind=question_form(question).kind) if question_form(question).kind != "description" \
                 else form
-        weights = _term_weights(views)
+        weights = term_weights(views)
         candidates = answer_candidates(views, form, weights)
         if not candidates:
             return []
         candidates = self._shortlisted(candidates, views)
-        vectors = self.verifier.vectors.encode([c.span.text for c in candidates])
-        query_vector = self.verifier.vectors.encode([query])[0]
+        vectors = self.vectors.encode([c.span.text for c in candidates])
+        query_vector = self.vectors.encode([query])[0]
         similarity = vectors @ query_vector
         scored = [c.scored(float(similarity[i]), form) for i, c in enumerate(candidates)]
 
@@ -169,59 +179,13 @@ class ExtractiveAnswerer:
         return sorted(dict.fromkeys(keep), key=lambda c: (c.passage, c.span.start))
 
 
-def _term_weights(views: list[PassageView]) -> dict[str, float]:
-    """Inverse passage frequency of each word among these passages: a word every passage holds
-    tells the passages apart no better than a stop word."""
-    frequency: dict[str, int] = {}
-    for view in views:
-        for word in view.words | _context_words(view):
-            frequency[word] = frequency.get(word, 0) + 1
-    total = len(views)
-    return {word: math.log(1.0 + total / count) for word, count in frequency.items()}
-
-
-def _weight(words: frozenset[str] | set[str], weights: dict[str, float], total: int) -> float:
-    # A question word no passage holds weighs the most: it is the question's most specific ask.
-    return sum(weights.get(w, math.log(1.0 + total)) for w in words)
-
-
-def _context_words(view: PassageView) -> set[str]:
-    chunk = view.passage.chunk
-    return content_words(f"{chunk.title} {chunk.heading}")
-
-
-def answer_candidates(views: list[PassageView], form: QuestionForm,
-                      weights: dict[str, float] | None = None) -> list[Candidate]:
-    """Every passage sentence that can stand in an answer, with how much of the question it covers."""
-    weights = _term_weights(views) if weights is None else weights
-    total_weight = _weight(form.words, weights, len(views)) or 1.0
-    out = []
-    asked_years = years(" ".join(form.names) + " " + " ".join(form.words))
-    for n, view in enumerate(views):
-        context = _context_words(view)
-        chunk = view.passage.chunk
-        off_year = bool(asked_years) and not asked_years & years(f"{chunk.title} {chunk.text}")
-        for i, span in enumerate(view.spans):
-            if not _answer_candidate(span.text):
-                continue
-            words = view.span_words[i]
-            cover = _weight(form.words & words, weights, len(views)) / total_weight
-            in_context = _weight(form.words & (words | context), weights, len(views)) / total_weight
-            out.append(Candidate(n, n, span, frozenset(words), cover, in_context,
-                                 tuple(answer_values(form, span.text)), is_gap_statement(span.text),
-                                 frozenset(context), off_year,
-                                 title=f"{view.passage.chunk.title} {view.passage.chunk.heading}",
-                                 counted=counts_unit(form, span.text)))
-    return out
-
-
 def _best_bridge(facts: list[Candidate], views: list[PassageView], form: QuestionForm,
                  weights: dict[str, float]) -> tuple[Candidate, Candidate, float] | None:
     """The best (bridge sentence, answer sentence) pair: the first names the entity whose passage holds
     the second, and together they cover more of the question than either alone."""
     titles = [title_key(v) for v in views]
-    contexts = [_context_words(v) for v in views]
-    total_weight = _weight(form.words, weights, len(views)) or 1.0
+    contexts = [passage_context_words(v) for v in views]
+    total_weight = weight(form.words, weights, len(views)) or 1.0
     best: tuple[Candidate, Candidate, float] | None = None
     for answer in facts:
         key = titles[answer.passage]
@@ -231,10 +195,10 @@ def _best_bridge(facts: list[Candidate], views: list[PassageView], form: Questio
             if bridge.passage == answer.passage or key not in bridge.lowered:
                 continue
             words = bridge.words | answer.words | contexts[bridge.passage] | contexts[answer.passage]
-            cover = _weight(form.words & words, weights, len(views)) / total_weight
+            cover = weight(form.words & words, weights, len(views)) / total_weight
             if cover < max(bridge.in_context, answer.in_context) + _PAIR_GAIN:
                 continue  # the second sentence must bring what the first leaves out of the question
-            score = max(bridge.similarity, answer.similarity) + _COVER_WEIGHT * cover + answer.type_bonus(form)
+            score = max(bridge.similarity, answer.similarity) + COVER_WEIGHT * cover + answer.type_bonus(form)
             if best is None or score > best[2]:
                 best = (bridge, answer, score)
     if best is None:
@@ -242,12 +206,6 @@ def _best_bridge(facts: list[Candidate], views: list[PassageView], form: Questio
     bridge, answer, score = best
     # Read as a chain: the bridge first, then the answer it leads to.
     return (bridge.at(0), answer.at(1), score)
-
-
-def title_key(view: PassageView) -> str:
-    """The passage's title as it would appear in another passage's text ("Varnholt (rowing club)" -> "varnholt")."""
-    title = re.sub(r"\s*\([^)]*\)", "", view.passage.chunk.title or "").strip().lower()
-    return title if len(title) >= 4 else ""
 
 
 def _missing_option(form: QuestionForm, chosen: list[Candidate], candidate: Candidate) -> bool:
@@ -264,8 +222,8 @@ def _adds_to(candidate: Candidate, chosen: list[Candidate], form: QuestionForm, 
     subject; from another passage, only when it covers part of the question the answer so far leaves
     out (a sentence from another article that shares one name with the question is not about it)."""
     covered = set().union(*(c.words | c.context for c in chosen))
-    total = _weight(form.words, weights, passages) or 1.0
-    fresh = _weight(form.words & (candidate.words | candidate.context) - covered, weights, passages) / total
+    total = weight(form.words, weights, passages) or 1.0
+    fresh = weight(form.words & (candidate.words | candidate.context) - covered, weights, passages) / total
     best = max(c.in_context for c in chosen)
     if candidate.passage in {c.passage for c in chosen}:
         return candidate.in_context >= 0.5 * best or fresh > 0
@@ -284,83 +242,10 @@ def _list_items(chosen: list[Candidate], views: list[PassageView]) -> list[Candi
     return items
 
 
-_COVER_WEIGHT = 0.5
-_TYPE_BONUS = 0.15
 _PAIR_GAIN = 0.1
 _FRESH_COVER = 0.15
 _OTHER_PASSAGE_COVER = 0.8
 _LIST_ITEMS = 6
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A passage sentence considered for the answer, with what the question's form sees in it."""
-
-    passage: int
-    """Index into the passages (0-based)."""
-    order: int
-    """Where it goes in the answer (reading order: passage order, or bridge before answer)."""
-    span: Span
-    words: frozenset[str]
-    cover: float
-    """Weighted share of the question's words in the sentence."""
-    in_context: float
-    """The same, counting the passage's title and heading as part of the sentence."""
-    values: tuple[str, ...]
-    """Values of the asked kind (names, times, figures) the question does not name."""
-    gap: bool
-    """The sentence says what the sources leave out."""
-    context: frozenset[str] = frozenset()
-    """Content words of the passage's title and heading."""
-    off_year: bool = False
-    """The question names a year its passage never mentions ("in 2020", and the passage is about 2019)."""
-    similarity: float = 0.0
-    score: float = 0.0
-    title: str = ""
-    counted: bool = False
-    """A figure of what a "how many" question counts ("two-time" for "how many times")."""
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.passage, self.span.start)
-
-    @property
-    def lowered(self) -> str:
-        return self.span.text.lower()
-
-    @property
-    def lexical(self) -> float:
-        return self.in_context + 0.35 * self.cover
-
-    @property
-    def context_text(self) -> str:
-        return f"{self.title} {self.span.text}".lower()
-
-    def type_bonus(self, form: QuestionForm) -> float:
-        if form.kind == "entity":
-            # "what language": often a name, not always
-            return _TYPE_BONUS / 2 if self.values or self.gap else 0.0
-        if not form.typed:
-            return 0.0
-        if self.counted:
-            # Asked "how many times", "two-time" answers it; "nine seasons", another count, does not.
-            return 2 * _TYPE_BONUS
-        # "The report gives no figure" answers a "how much" question as squarely as a figure would: the
-        # sources' own word that the value asked for is missing, so it ranks as a value of the kind does.
-        return _TYPE_BONUS if self.values or self.gap else -_TYPE_BONUS
-
-    def scored(self, similarity: float, form: QuestionForm) -> Candidate:
-        score = similarity + _COVER_WEIGHT * self.in_context + self.type_bonus(form) - 0.01 * self.passage
-        if self.off_year:
-            score -= _TYPE_BONUS
-        return _replace(self, similarity=similarity, score=score)
-
-    def at(self, order: int) -> Candidate:
-        return _replace(self, order=order - 1000)
-
-
-def _replace(c: Candidate, **changes: object) -> Candidate:
-    return replace(c, **changes)  # type: ignore[arg-type]
 
 
 def _trimmed(candidate: Candidate, form: QuestionForm) -> Candidate:
@@ -389,28 +274,7 @@ def _trimmed(candidate: Candidate, form: QuestionForm) -> Candidate:
     raw = best.group(0)
     start = candidate.span.start + best.start() + (len(raw) - len(raw.lstrip()))
     piece = raw.strip().rstrip(",")
-    return _replace(candidate, span=Span(start, start + len(piece), piece))
-
-
-_ABOUT_THE_NOTE = re.compile(r"\bthis (note|overview|glossary)\b", re.I)
-
-
-def _answer_candidate(text: str) -> bool:
-    """Whether a passage sentence can stand in an answer: not a scrap, a table row or a remark on the note itself."""
-    text = clean_sentence(text)
-    return (
-        len(text) >= 25
-        and not text.startswith("|")
-        and not _ABOUT_THE_NOTE.search(text)
-    )
-
-
-def clean_sentence(text: str) -> str:
-    """A passage sentence as prose: no hard wraps, list bullets or bold markers."""
-    text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"^([-*•]|\d+\.)\s+", "", text)
-    text = re.sub(r"^\*\*[^*]{1,80}\*\*\s*[-–—:]?\s*", "", text)  # "**2014 and 2020.** ..." lead-ins
-    return text.replace("**", "")
+    return replace(candidate, span=Span(start, start + len(piece), piece))
 
 
 def _repeats(a: str, b: str, similarity: float) -> bool:
@@ -421,4 +285,3 @@ def _repeats(a: str, b: str, similarity: float) -> bool:
     jaccard = len(words_a & words_b) / max(1, len(words_a | words_b))
     shared_numbers = numbers(a) and numbers(a) <= numbers(b)
     return similarity > 0.6 and (jaccard > 0.4 or bool(shared_numbers))
-

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.extractive import answer_candidates, title_key
+from assistant.candidates import answer_candidates, title_key
 from assistant.passage import Passage
 from assistant.question import QuestionForm, name_runs, question_form
 from assistant.retrieval import Retriever

@@ -243,8 +243,11 @@ def test_the_extractive_shortlist_picks_what_ranking_every_sentence_picks(defaul
 
     _, engine = default_corpus_index
     passages = _passages(engine, question)
-    shortlisted = ExtractiveAnswerer(engine.verifier, shortlist=16).select(question, question, passages)
-    everything = ExtractiveAnswerer(engine.verifier, shortlist=10_000).select(question, question, passages)
+    def answerer(shortlist: int) -> ExtractiveAnswerer:
+        return ExtractiveAnswerer(engine.verifier, engine.vectors, shortlist=shortlist)
+
+    shortlisted = answerer(16).select(question, question, passages)
+    everything = answerer(10_000).select(question, question, passages)
     assert shortlisted == everything
 
 
