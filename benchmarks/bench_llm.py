@@ -32,8 +32,10 @@ def model_tokens(base_url: str, text: str) -> int | None:
     root = base_url.removesuffix("/v1")
     request = urllib.request.Request(f"{root}/tokenize", data=json.dumps({"content": text}).encode(),
                                      headers={"Content-Type": "application/json"})
+    # The embedded server is on loopback: a proxy from the environment must not carry the request.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with direct.open(request, timeout=30) as reply:
             return len(json.loads(reply.read())["tokens"])
     except (OSError, ValueError, KeyError):
         return None
