@@ -106,6 +106,12 @@ class Engine:
             self._open()
             self._chroma_suspect = False
 
+    def warm(self) -> None:
+        """Load what the first question would otherwise wait for: the embedding model (it loads on first
+        use, seconds on a CPU) and the BM25 index."""
+        self.embedder.encode(["warm-up"])
+        self.retriever.lexical()
+
     def status(self) -> IndexStatus:
         status = index_status(self.settings, self.store)
         if self.settings.chroma_url:

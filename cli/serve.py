@@ -34,9 +34,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"chokepoint: warning: listening on {host} without CHOKEPOINT_API_TOKEN: anyone who can reach "
               "this port can read the indexed sources.", file=sys.stderr)
     engine = Engine(settings)
-    # The embedding model loads on first use: seconds that the first client (a `chokepoint ask` that found
-    # this server) would wait, and that the server exists to save it.
-    engine.embedder.encode(["warm-up"])
+    # Seconds that the first client (a `chokepoint ask` that found this server) would otherwise wait, and
+    # that the server exists to save it.
+    engine.warm()
     print(f"Chokepoint API on http://{host}:{port}/v1 (models: chokepoint, chokepoint-extractive, chokepoint-llm); "
           f"MCP on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     uvicorn.run(create_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
