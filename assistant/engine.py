@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from chromadb.api.shared_system_client import SharedSystemClient
+
 from assistant.answerers import Answerer, LLMAnswerer
 from assistant.extractive import ExtractiveAnswerer
 from assistant.gguf_model import spec_for
@@ -128,8 +130,6 @@ def _forget_embedded_chroma(path: Path) -> None:
     Chroma offers no public way to drop one path from its cache (``clear_system_cache`` drops every
     path, under the feet of other open indexes), hence the private dictionary.
     """
-    from chromadb.api.shared_system_client import SharedSystemClient
-
     SharedSystemClient._identifier_to_system.pop(str(path), None)
 
 

@@ -11,10 +11,17 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+
+from assistant.answerers import LLMError
+from assistant.gguf_model import LLMUnavailableError
+from index.embedding import ModelNotFoundError
 from index.settings import Settings
+from index.store import IndexMismatchError, StoreUnavailableError, is_damaged_vector_index
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -56,11 +63,6 @@ def _plain(exc: BaseException) -> str:
 
 def _known(chain: list[BaseException], settings: Settings) -> str | None:
     """Errors of our own that already say what to do (LLM endpoint and packages, models, the store)."""
-    from assistant.answerers import LLMError
-    from assistant.gguf_model import LLMUnavailableError
-    from index.embedding import ModelNotFoundError
-    from index.store import IndexMismatchError, StoreUnavailableError
-
     ours = (LLMError, LLMUnavailableError, ModelNotFoundError, IndexMismatchError, StoreUnavailableError)
     first = chain[0]
     if isinstance(first, ours):
@@ -70,8 +72,6 @@ def _known(chain: list[BaseException], settings: Settings) -> str | None:
 
 def _damaged_index(chain: list[BaseException], settings: Settings) -> str | None:
     """Vector files a crash left unreadable: reindexing rebuilds them (embedded), the operator does (server)."""
-    from index.store import is_damaged_vector_index
-
     if not any(is_damaged_vector_index(exc) for exc in chain):
         return None
     if settings.chroma_url:
@@ -85,8 +85,6 @@ def _chroma_server(chain: list[BaseException], settings: Settings) -> str | None
     """A Chroma server that stopped answering (only in server mode; the LLM's errors are handled before)."""
     if not settings.chroma_url:
         return None
-    import httpx
-
     for exc in chain:
         lost = isinstance(exc, httpx.TransportError) or "could not connect to a chroma server" in str(exc).lower()
         if lost:
@@ -100,8 +98,6 @@ def _chroma_server(chain: list[BaseException], settings: Settings) -> str | None
 
 def _storage(chain: list[BaseException], settings: Settings) -> str | None:
     """A disk that is full, or a folder Chokepoint cannot write to."""
-    import sqlite3
-
     kind: str | None = None
     path: Path | None = None
     storage_error = False

@@ -26,7 +26,7 @@ from assistant.gguf_model import LLMUnavailableError, ModelSpec, assemble_model,
 
 
 def _import_xllamacpp():
-    try:
+    try:  # the [llm] extra: without it, the error below says how to install it
         import xllamacpp
     except ImportError as exc:
         raise LLMUnavailableError(

@@ -100,6 +100,7 @@ class Retriever:
         self._checked_at = -float("inf")
         self._reranker: Any = None
         if settings.reranker_model:
+            # Only when a reranker is configured (none by default): sentence_transformers loads torch.
             from sentence_transformers import CrossEncoder
 
             self._reranker = CrossEncoder(settings.reranker_model, local_files_only=True)

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError, field_validator, model_validator
 
+from assistant.answer import Turn
 from evals.metrics import fact_found
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,6 @@ class EvalCase(BaseModel):
 
     def turns(self) -> list[Any]:
         """The history as ``assistant.answer.Turn`` objects."""
-        from assistant.answer import Turn
-
         return [Turn(t.role, t.content) for t in self.history]
 
 

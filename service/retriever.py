@@ -20,6 +20,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
+from assistant.engine import Engine
 from assistant.passage import Passage
 from assistant.retrieval import Retriever
 from index.filters import Filters
@@ -45,8 +46,6 @@ class ChokepointRetriever(BaseRetriever):
     @classmethod
     def from_settings(cls, settings: Settings, **fields: Any) -> ChokepointRetriever:
         """Loads the embedding model and opens the index that ``settings`` names."""
-        from assistant.engine import Engine
-
         return cls.from_engine(Engine(settings), **fields)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
