@@ -37,7 +37,7 @@ from assistant.ui.uploads import (
     target_path,
 )
 from index.filters import Filters
-from index.indexer import IndexReport
+from index.index_report import IndexReport
 from index.loaders import SUPPORTED_SUFFIXES
 from index.settings import Settings
 
