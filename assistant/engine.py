@@ -21,7 +21,8 @@ from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
 from assistant.verification import SentenceVectors, Verifier
 from index.embedding import Embedder
-from index.indexer import Indexer, IndexLockedError, IndexReport, ProgressHook, index_identity
+from index.index_report import IndexReport
+from index.indexer import Indexer, IndexLockedError, ProgressHook, index_identity
 from index.settings import Settings
 from index.status import IndexStatus, index_status
 from index.store import ChunkStore, make_client

@@ -146,7 +146,9 @@ def _run_set(args: argparse.Namespace) -> int:
               f"(first: {first[0]}: {', '.join(first[1])})", file=sys.stderr)
 
     from assistant.engine import Engine
-    from evals.judge import AlignmentJudge, Judge, LLMJudge
+    from evals.alignment_judge import AlignmentJudge
+    from evals.judge import Judge
+    from evals.llm_judge import LLMJudge
     from evals.runner import run_set
 
     engine = Engine(settings)

@@ -1,8 +1,8 @@
 """BEIR retrieval sets: index the corpus into a collection of its own, then score retrieval only.
 
-The corpus is chunked, embedded and stored with the same code and settings as the sources
-(``index.chunking``, ``index.embedding``, ``index.store``, ``index.lexical``), each document
-named by its BEIR id, so a chunk maps back to its document through ``chunk.source``. The
+The corpus is chunked, embedded and stored by the sources' own ``Indexer`` with their settings
+(``Indexer.index_documents``), each document named by its BEIR id, so a chunk maps back to its
+document through ``chunk.source``. The
 built index is cached (default ``<data_dir>/beir/<name>``) and reused while the corpus file,
 the embedding model and the chunker are unchanged.
 
@@ -27,18 +27,14 @@ from evals import metrics as m
 from evals import report
 from evals.cases import BeirSet
 from evals.metrics import BEIR_METRICS, MODE_LABELS, MODES
-from index.chunking import chunk_document
-from index.indexer import chunker_config, data_dir_lock, index_identity
-from index.lexical import LexicalIndex, chunk_filters
+from index.indexer import Indexer, index_identity
+from index.lexical import LexicalIndex
 from index.loaders import SourceDocument
-from index.manifest import LexicalRow
 from index.store import ChunkStore, make_client
-from index.words import tokenize
 
 CHUNK_DEPTH = 100
 """Chunks retrieved per query (then folded into documents)."""
 MARKER = "beir-index.json"
-EMBED_BATCH = 512
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -85,38 +81,24 @@ def open_or_build(beir: BeirSet, settings: Any, embedder: Any, progress: Progres
             pass
 
     started = time.perf_counter()
-    with data_dir_lock(Path(settings.data_dir)):
-        marker_path.unlink(missing_ok=True)
-        store = ChunkStore.reset(make_client(settings), settings.collection, identity, embedder)
-        config = chunker_config(settings)
-
-        def fits(text: str) -> bool:
-            return embedder.model_token_count(text) <= embedder.max_tokens
-
-        chunks = []
-        for done, doc in enumerate(beir.corpus, start=1):
-            if doc.text or doc.title:
-                document = SourceDocument(path=doc.id, text=doc.text or doc.title, title=doc.title)
-                chunks.extend(chunk_document(document, config, fits))
-            if progress and (done % 200 == 0 or done == len(beir.corpus)):
-                progress("chunking", done, len(beir.corpus))
-        lexical_rows = []
-        for start in range(0, len(chunks), EMBED_BATCH):
-            batch = chunks[start : start + EMBED_BATCH]
-            vectors = embedder.encode([c.embedding_text for c in batch])
-            store.upsert(batch, vectors)
-            lexical_rows.extend(
-                LexicalRow(c.id, c.source, tokenize(c.embedding_text), chunk_filters(c.source, "", (), 0))
-                for c in batch
-            )
-            if progress:
-                progress("embedding", min(start + EMBED_BATCH, len(chunks)), len(chunks))
-        LexicalIndex.build(lexical_rows, 1).save(settings.lexical_dir)
-        info = {**wanted, "documents": len(beir.corpus), "chunks": store.count(),
-                "build_s": round(time.perf_counter() - started, 1),
-                "built": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
-        marker_path.write_text(json.dumps(info, indent=2) + "\n")
+    marker_path.unlink(missing_ok=True)
+    documents = [SourceDocument(path=doc.id, text=doc.text or doc.title, title=doc.title)
+                 for doc in beir.corpus if doc.text or doc.title]
+    built = Indexer(settings, embedder).index_documents(documents, rebuild=True, progress=_build_stages(progress))
+    store = ChunkStore(make_client(settings), settings.collection, identity, embedder)
+    info = {**wanted, "documents": len(beir.corpus), "chunks": built.chunks_total,
+            "build_s": round(time.perf_counter() - started, 1),
+            "built": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
+    marker_path.write_text(json.dumps(info, indent=2) + "\n")
     return store, {**info, "cached": False}
+
+
+def _build_stages(progress: ProgressCallback | None) -> ProgressCallback | None:
+    """``progress`` with the Indexer's stages ('files', 'chunks') named as a BEIR build shows them."""
+    if progress is None:
+        return None
+    names = {"files": "chunking", "chunks": "embedding"}
+    return lambda stage, done, total: progress(names.get(stage, stage), done, total)
 
 
 def score_query(doc_ranking: Sequence[str], qrels: dict[str, int]) -> dict[str, float]:

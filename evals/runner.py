@@ -25,8 +25,9 @@ from typing import Any
 
 from evals import metrics as m
 from evals import report
+from evals.alignment_judge import AlignmentJudge
 from evals.cases import EvalCase
-from evals.judge import AlignmentJudge, Judge, agreement, passage_text
+from evals.judge import Judge, agreement, passage_text
 from evals.metrics import EXTRA_METRICS, HEADLINE, STAGES, baselines, retrieval_scores
 
 RANKING_DEPTH = 30

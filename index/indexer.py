@@ -1,6 +1,6 @@
 """Bring the index in line with the files on disk: add, update, remove, repair.
 
-The steps, in order, for one run:
+The steps, in order, for one run (``Indexer.run``):
 
 1. take the data dir's lock (one indexer at a time);
 2. repair: files journaled ``pending`` by a killed run lose their chunks and are redone;
@@ -9,26 +9,32 @@ The steps, in order, for one run:
    delete old chunks, write new ones, then mark the file done;
 5. publish the new index generation in the store's metadata (other app instances sharing a
    Chroma server poll it), then rebuild the BM25 index if anything changed.
+
+``Indexer.index_documents`` takes documents that are no files (a BEIR corpus) through the same
+steps, step 3 aside: what is not given is kept.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from index.chunk import Chunk
 from index.chunking import ChunkerConfig, chunk_document
-from index.discovery import SkippedLink, discover, is_under
+from index.discovery import discover, is_under
 from index.embedding import Embedder
+from index.index_report import FileFailure, IndexReport
 from index.lexical import LexicalIndex, lexical_row
-from index.loaders import SUPPORTED_SUFFIXES, LoadError, load
+from index.loaders import SUPPORTED_SUFFIXES, LoadError, SourceDocument, load
 from index.manifest import FileRecord, Manifest
 from index.settings import Settings
 from index.store import ChunkStore, IndexIdentity, is_damaged_vector_index, make_client, now_iso
@@ -51,67 +57,6 @@ def index_identity(settings: Settings, embedder: Embedder) -> IndexIdentity:
 
 class IndexLockedError(RuntimeError):
     """Another indexer holds the data dir."""
-
-
-@dataclass(frozen=True)
-class FileFailure:
-    path: str
-    reason: str
-
-
-@dataclass
-class IndexReport:
-    """What one indexing run did."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    repaired: list[str] = field(default_factory=list)
-    rebuilt_because: str | None = None
-    """Why this run rebuilt the whole index on its own (a damaged vector index), if it did."""
-    failed: list[FileFailure] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    """Files of a type the loaders do not read."""
-    links: list[SkippedLink] = field(default_factory=list)
-    """Links not followed: pointing outside the folder, nowhere, or in a loop."""
-    chunks_written: int = 0
-    chunks_total: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed or self.repaired)
-
-    def as_dict(self) -> dict:
-        """The report as `chokepoint index --json` and POST /v1/index give it."""
-        return {
-            "added": self.added, "updated": self.updated, "removed": self.removed,
-            "unchanged": self.unchanged, "repaired": self.repaired, "skipped": self.skipped,
-            "links_not_followed": [{"link": link.name, "target": link.target, "reason": link.reason}
-                                   for link in self.links],
-            "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
-            "chunks_written": self.chunks_written, "chunks_total": self.chunks_total,
-            "seconds": round(self.seconds, 3),
-        }
-
-    def summary(self) -> str:
-        line = (
-            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-            f"{self.unchanged} unchanged, {len(self.failed)} failed; "
-            f"{self.chunks_written} chunks written, {self.chunks_total} in the index; {self.seconds:.1f} s"
-        )
-        if self.repaired:
-            line += f"; repaired after an interrupted run: {len(self.repaired)} files"
-        if self.rebuilt_because:
-            line += f"; rebuilt from the sources because {self.rebuilt_because}"
-        if self.links:
-            line += f"; {len(self.links)} links not followed"
-        return line
 
 
 ProgressHook = Callable[[str, int, int], None]
@@ -149,9 +94,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def document_sha256(document: SourceDocument) -> str:
+    """The content hash of a document given as such: its text and every field of metadata."""
+    return hashlib.sha256(json.dumps(asdict(document), sort_keys=True).encode("utf-8")).hexdigest()
+
+
+_Write = Callable[[ChunkStore, Manifest, IndexReport], None]
+"""What one run changes, given the store, the manifest and the report to fill in."""
+
+
 @dataclass(frozen=True)
 class _Candidate:
-    path: Path
+    """A source to (re)index, with what its manifest record will say about it."""
+
     name: str
     size: int
     mtime_ns: int
@@ -174,8 +129,9 @@ class Indexer:
         An embedded index whose vector files a crash left unreadable is rebuilt from the sources
         (every chunk embedded again) instead of failing every run until someone types ``--rebuild``.
         """
+        roots = paths or [self.settings.sources_dir]
         try:
-            return self._run(paths, rebuild=rebuild, progress=progress)
+            return self._run(partial(self._sync, roots=roots, progress=progress), rebuild=rebuild)
         except Exception as exc:
             # On a shared server the same damage calls for its operator: a rebuild would drop
             # every instance's chunks, so there the error stands (and says to rebuild).
@@ -186,14 +142,24 @@ class Indexer:
             reason = f"Chroma could not read its vector files ({detail[start:][-160:]})"
             log.warning("The index under %s is damaged: %s. Rebuilding it from the sources.",
                         self.settings.chroma_dir, reason)
-            report = self._run(None, rebuild=True, progress=progress)
+            sync = partial(self._sync, roots=[self.settings.sources_dir], progress=progress)
+            report = self._run(sync, rebuild=True)
             report.rebuilt_because = reason
             return report
 
-    def _run(self, paths: list[Path] | None, *, rebuild: bool, progress: ProgressHook | None) -> IndexReport:
+    def index_documents(self, documents: Iterable[SourceDocument], *, rebuild: bool = False,
+                        progress: ProgressHook | None = None) -> IndexReport:
+        """Add or update documents that are no files on disk, each named by its ``path``.
+
+        The write path of ``run``: chunked, embedded, stored, recorded in the manifest and in BM25;
+        a document whose content hash is unchanged is skipped, and no document is removed.
+        """
+        given = {document.path: document for document in documents}
+        return self._run(partial(self._add_documents, documents=given, progress=progress), rebuild=rebuild)
+
+    def _run(self, write: _Write, *, rebuild: bool) -> IndexReport:
         started = time.perf_counter()
         report = IndexReport()
-        roots = paths or [self.settings.sources_dir]
         with data_dir_lock(self.settings.data_dir):
             client = make_client(self.settings)
             manifest = Manifest(self.settings.manifest_path)
@@ -204,7 +170,7 @@ class Indexer:
                 else:
                     store = ChunkStore(client, self.settings.collection, self.identity, self.embedder)
                 before = manifest.generation()
-                self._sync(store, manifest, roots, report, progress)
+                write(store, manifest, report)
                 generation = manifest.generation()
                 # Published only now that every chunk of the run is stored, so an instance that
                 # sees this generation and rebuilds its BM25 from the store finds them all. A run
@@ -240,16 +206,34 @@ class Indexer:
                         len(updated), expected)
         return LexicalIndex.build(manifest.lexical_rows(), generation)
 
-    def _sync(self, store: ChunkStore, manifest: Manifest, roots: list[Path], report: IndexReport,
-              progress: ProgressHook | None) -> None:
+    def _repair(self, store: ChunkStore, manifest: Manifest, report: IndexReport) -> dict[str, FileRecord]:
+        """Drop the chunks of sources journaled ``pending`` by a killed run; the manifest's records after."""
         known = manifest.files()
-
         pending = [path for path, record in known.items() if record.state == "pending"]
         if pending:
             store.delete_sources(pending)
             manifest.forget(pending)
             report.repaired.extend(pending)
             known = manifest.files()
+        return known
+
+    def _add_documents(self, store: ChunkStore, manifest: Manifest, report: IndexReport, *,
+                       documents: dict[str, SourceDocument], progress: ProgressHook | None) -> None:
+        known = self._repair(store, manifest, report)
+        changed: list[_Candidate] = []
+        for name, document in documents.items():
+            sha = document_sha256(document)
+            record = known.get(name)
+            if record and record.state == "done" and record.sha256 == sha:
+                report.unchanged += 1
+            else:
+                changed.append(_Candidate(name, len(document.text.encode("utf-8")), 0, sha))
+        self._index_changed(store, manifest, changed, lambda candidate: documents[candidate.name], known,
+                            report, progress)
+
+    def _sync(self, store: ChunkStore, manifest: Manifest, report: IndexReport, *, roots: list[Path],
+              progress: ProgressHook | None) -> None:
+        known = self._repair(store, manifest, report)
 
         labels = manifest.external_labels()
         found = discover(roots, self.settings.sources_dir,
@@ -288,22 +272,28 @@ class Indexer:
                 manifest.touch(name, stat.st_size, stat.st_mtime_ns)
                 report.unchanged += 1
             else:
-                changed.append(_Candidate(path, name, stat.st_size, stat.st_mtime_ns, sha))
+                changed.append(_Candidate(name, stat.st_size, stat.st_mtime_ns, sha))
             if progress:
                 progress("scan", done, len(names))
 
-        self._index_files(store, manifest, changed, known, report, progress)
-
-    def _index_files(self, store: ChunkStore, manifest: Manifest, changed: list[_Candidate],
-                     known: dict[str, FileRecord], report: IndexReport, progress: ProgressHook | None) -> None:
         max_bytes = int(self.settings.max_file_mb * 1e6)
+
+        def read(candidate: _Candidate) -> SourceDocument:
+            return load(names[candidate.name], display_path=candidate.name, max_bytes=max_bytes)
+
+        self._index_changed(store, manifest, changed, read, known, report, progress)
+
+    def _index_changed(self, store: ChunkStore, manifest: Manifest, changed: list[_Candidate],
+                       read: Callable[[_Candidate], SourceDocument], known: dict[str, FileRecord],
+                       report: IndexReport, progress: ProgressHook | None) -> None:
+        """Chunk, embed and write ``changed`` (``read`` gives each one's document or raises LoadError)."""
         fits = self._fits_embedder
         batch: list[tuple[_Candidate, list[Chunk]]] = []
         batch_chunks = 0
         failed_known: list[str] = []
         for done, candidate in enumerate(changed, start=1):
             try:
-                document = load(candidate.path, display_path=candidate.name, max_bytes=max_bytes)
+                document = read(candidate)
                 if len(document.text) > self.settings.max_text_chars:
                     raise LoadError(
                         f"{candidate.name}: {len(document.text) / 1e6:.1f} million characters of text, "
@@ -355,4 +345,4 @@ class Indexer:
         return self.embedder.model_token_count(text) <= self.embedder.max_tokens
 
 
-__all__ = ["SUPPORTED_SUFFIXES", "FileFailure", "IndexLockedError", "IndexReport", "Indexer", "data_dir_lock"]
+__all__ = ["SUPPORTED_SUFFIXES", "IndexLockedError", "Indexer", "data_dir_lock"]

@@ -12,7 +12,7 @@ from typing import Any
 from assistant.answer import Answer, AnswerSentence
 from assistant.passage import Passage
 from assistant.verification import render
-from index.indexer import IndexReport
+from index.index_report import IndexReport
 
 SOURCES_HEADING = "**Sources**"
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from evals import metrics as m
+from evals.alignment_judge import passage_units
 from evals.cases import CaseFileError, EvalCase, is_own_set, load_beir, load_cases, missing_sources
 from evals.compare import check_thresholds, compare_summaries, load_thresholds
-from evals.judge import LexicalJudge, numbers, passage_units, stem, words
+from evals.judge import numbers, stem, words
+from evals.llm_judge import LexicalJudge
 from evals.metrics import FIXED_LIST_SIZE, HEADLINE, baselines, fixed_list
 from evals.runner import judge_answer, score_case, summarize_rows
 

@@ -212,3 +212,28 @@ def test_unchanged_file_with_new_mtime_is_hashed_not_embedded(make_settings, emb
     os.utime(note, (later, later))
     report = indexer.run()
     assert report.unchanged == 2 and report.chunks_written == 0
+
+
+def test_documents_not_on_disk_take_the_same_write_path(make_settings, embedder):
+    from index.lexical import LexicalIndex
+    from index.loaders import SourceDocument
+
+    settings = make_settings()
+    indexer = Indexer(settings, embedder)
+    docs = [SourceDocument(path=f"d{i}", text=PARAGRAPH * (1 + i), title=f"Doc {i}") for i in range(3)]
+
+    first = indexer.index_documents(docs)
+    assert sorted(first.added) == ["d0", "d1", "d2"] and first.chunks_written == first.chunks_total >= 3
+    assert set(_ids_by_source(_store(settings, indexer))) == {"d0", "d1", "d2"}
+    manifest = Manifest(settings.manifest_path)
+    try:
+        assert sorted(manifest.files()) == ["d0", "d1", "d2"]
+        assert manifest.lexical_count() == first.chunks_total
+    finally:
+        manifest.close()
+    assert len(LexicalIndex.load(settings.lexical_dir)) == first.chunks_total
+
+    changed = [docs[0], SourceDocument(path="d1", text="Another text entirely.", title="Doc 1")]
+    again = indexer.index_documents(changed)
+    assert (again.added, again.updated, again.removed, again.unchanged) == ([], ["d1"], [], 1)
+    assert set(_ids_by_source(_store(settings, indexer))) == {"d0", "d1", "d2"}, "documents not given are kept"

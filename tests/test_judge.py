@@ -11,15 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.judge import (
-    LABELS,
-    AlignmentJudge,
-    LexicalJudge,
-    agreement,
-    load_labels,
-    passage_text,
-    quantities,
-)
+from evals.alignment_judge import AlignmentJudge, quantities
+from evals.judge import LABELS, agreement, load_labels, passage_text
+from evals.llm_judge import LexicalJudge
 from evals.runner import judge_answer, summarize_rows
 
 BIG_FUND = ("The third phase was established on 24 May 2024, according to Caixin, Yicai Global and TrendForce, "

@@ -16,7 +16,8 @@ from conftest import write_note
 from assistant.faults import describe
 from assistant.ui.upload_batch import UploadBatch
 from assistant.ui.uploads import CheckedUpload, check_upload, free_name
-from index.indexer import IndexReport, data_dir_lock
+from index.index_report import IndexReport
+from index.indexer import data_dir_lock
 
 OLD_FACT = "The Quillmoor foundry shipped 1,234 sapphire wafers in 2019."
 NEW_FACT = "The Quillmoor foundry shipped 9,876 sapphire wafers in 2024."

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from index.indexer import IndexReport, ProgressHook
+from index.index_report import IndexReport
+from index.indexer import ProgressHook
 
 STAGES = {"scan": "Checking files", "files": "Reading files", "chunks": "Embedding chunks"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from assistant.ui import render
 from assistant.ui.uploads import CheckedUpload, UploadError, UploadExistsError, save_upload, target_path
-from index.indexer import IndexReport
+from index.index_report import IndexReport
 
 Notice = tuple[str, str]
 """``(kind, Markdown)``: kind is ``"error"``, ``"success"`` or ``"info"``."""
