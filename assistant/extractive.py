@@ -53,7 +53,7 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(self, verifier: Verifier, vectors: SentenceVectors, max_sentences: int = 4, floor: float = 0.55,
-                 answerable: float = 2.385, closeness: float = 2.0, gap_margin: float = 0.12, shortlist: int = 16,
+                 answerable: float = 2.43, closeness: float = 2.0, gap_margin: float = 0.12, shortlist: int = 16,
                  typed_margin: float = 0.3, extra_margin: float = 0.5) -> None:
         self.verifier = verifier
         self.vectors = vectors
@@ -144,6 +144,7 @@ class ExtractiveAnswerer:
         typed = form.typed and form.parts == 1
         margin = self.typed_margin if typed else self.extra_margin
         limit = self.max_sentences + (2 if form.kind == "list" else 0)
+        chosen += _followed(chosen, chosen, facts, views, form, weights)
         for c in sorted(facts, key=lambda c: -c.score):
             if len(chosen) >= limit:
                 break
@@ -157,7 +158,8 @@ class ExtractiveAnswerer:
             if any(_repeats(c.span.text, o.span.text, float(vector(c) @ vector(o))) for o in chosen):
                 continue
             chosen.append(c)
-        chosen = [_trimmed(c, form) for c in chosen]
+            chosen += _followed([c], chosen, facts, views, form, weights)
+        chosen = [_trimmed(c, form) for c in chosen[:limit]]
         chosen += _list_items(chosen, views)
         return sorted(chosen, key=lambda c: (c.order, c.span.start))
 
@@ -206,6 +208,32 @@ def _best_bridge(facts: list[Candidate], views: list[PassageView], form: Questio
     bridge, answer, score = best
     # Read as a chain: the bridge first, then the answer it leads to.
     return (bridge.at(0), answer.at(1), score)
+
+
+def _followed(leading: list[Candidate], chosen: list[Candidate], facts: list[Candidate], views: list[PassageView],
+              form: QuestionForm, weights: dict[str, float]) -> list[Candidate]:
+    """The links a chain of sentences asks to follow: for each passage whose entity a ``leading`` sentence
+    names, and that no chosen sentence comes from, its best sentence that brings question words the answer
+    so far leaves out (with a value of the asked kind, when the question asks for one).
+
+    "The film stars A, B and C" leads to the passage on A; A's sentence that holds what was asked of the
+    star is the answer's second step, however little it looks like the question as a whole.
+    """
+    titles = [title_key(v) for v in views]
+    cited = {c.passage for c in chosen}
+    # An entity the question names is where the chain starts, not a step along it.
+    asked = " ".join(form.names).lower()
+    covered = set().union(*(c.words | c.context for c in chosen))
+    total = weight(form.words, weights, len(views)) or 1.0
+    found: list[Candidate] = []
+    for n, title in enumerate(titles):
+        if not title or n in cited or title in asked or not any(title in c.lowered for c in leading):
+            continue
+        steps = [c for c in facts if c.passage == n and not c.off_year and (c.values or not form.typed)
+                 and weight(form.words & c.words - covered, weights, len(views)) / total > 0]
+        if steps:
+            found.append(max(steps, key=lambda c: c.score))
+    return found
 
 
 def _missing_option(form: QuestionForm, chosen: list[Candidate], candidate: Candidate) -> bool:

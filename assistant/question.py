@@ -56,6 +56,12 @@ _LIST = re.compile(r"\b(list|name|enumerate)\s+(the|all|some|three|two|four|five
 _DESCRIPTION = re.compile(r"\bwhat (is|are|was|were)\s+(a|an|the)?\s*\w+(\s\w+)?\s*\??$|\bwhat does\b|\bwhat did\b"
                           r"|\bmeaning of\b|\bdifference between\b|\bwhat (is|was) the (role|function|purpose|"
                           r"meaning|origin|cause|effect|significance)\b", re.I)
+# "Where does X come from?" asks for an origin: a place may answer it, and so may a story or a language.
+# ("Where is X from?" and "Where did the ship sail from?" ask for a place.)
+_ORIGIN = re.compile(r"^\W*where\s+(do|does|did)\b.*\b(come|originate|derive|get)s?\b.*\bfrom\W*$", re.I)
+# "When does X happen?" in the present tense asks for a circumstance or a point in a story ("after the
+# accident", "in the second season") as often as for a date; "when did/was" asks for a date.
+_HABITUAL = re.compile(r"^\W*when\s+(do|does)\b", re.I)
 _CHOICE = re.compile(r"\s+or\s+", re.I)
 _SECOND_PART = re.compile(r"(?:,|\band)\s+(?:and\s+)?(?:what|which|who|whom|when|where|why|how|is|are|was|were"
                           r"|does|did|do)\b|^\W*(?:compare|contrast)\b|\bboth\b|\bcompared? (?:with|to)\b", re.I)
@@ -107,6 +113,8 @@ def _kind(text: str) -> Kind:
             return kind
     head = _HEAD.match(text)
     first = head.group(1).lower() if head else ""
+    if (first == "where" and _ORIGIN.search(text)) or (first == "when" and _HABITUAL.match(text)):
+        return "description"
     if first in _HEAD_KIND:
         return _HEAD_KIND[first]
     if re.search(r"\bwhom?\s*\??\s*$", text, re.I):
