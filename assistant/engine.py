@@ -54,10 +54,7 @@ class Engine:
                 # then fails with an AttributeError instead of the real reason.
                 _forget_embedded_chroma(self.settings.chroma_dir)
             raise
-        self.store = ChunkStore(
-            client, self.settings.collection,
-            index_identity(self.settings, self.embedder), self.embedder,
-        )
+        self.store = ChunkStore(client, self.settings.collection, index_identity(self.settings, self.embedder))
         self.retriever = Retriever(self.settings, self.store, self.embedder)
         self.pipeline = AnswerPipeline(
             self.retriever, self.verifier, self.settings.min_relevance,

@@ -111,7 +111,7 @@ def build_direct(folder: Path, size: int, embedder: Any, batch: int = 2000) -> d
     from index.store import ChunkStore, make_client
 
     settings = bench_settings(folder)
-    store = ChunkStore(make_client(settings), settings.collection, index_identity(settings, embedder), embedder)
+    store = ChunkStore(make_client(settings), settings.collection, index_identity(settings, embedder))
     chunks = short_chunks(size)
     done = store.count()
     started = time.perf_counter()

@@ -24,9 +24,9 @@ from typing import Any
 
 from assistant.retrieval import Retriever
 from evals import metrics as m
-from evals import report
 from evals.cases import BeirSet
 from evals.metrics import BEIR_METRICS, MODE_LABELS, MODES
+from evals.runner import save_results
 from index.indexer import Indexer, index_identity
 from index.lexical import LexicalIndex
 from index.loaders import SourceDocument
@@ -74,7 +74,7 @@ def open_or_build(beir: BeirSet, settings: Any, embedder: Any, progress: Progres
         try:
             marker = json.loads(marker_path.read_text())
             if all(marker.get(k) == v for k, v in wanted.items()):
-                store = ChunkStore(make_client(settings), settings.collection, identity, embedder)
+                store = ChunkStore(make_client(settings), settings.collection, identity)
                 if store.count() == marker.get("chunks") and LexicalIndex.saved_generation(settings.lexical_dir):
                     return store, {**marker, "cached": True, "build_s": marker.get("build_s")}
         except Exception:  # a damaged cache is rebuilt, never trusted
@@ -85,7 +85,7 @@ def open_or_build(beir: BeirSet, settings: Any, embedder: Any, progress: Progres
     documents = [SourceDocument(path=doc.id, text=doc.text or doc.title, title=doc.title)
                  for doc in beir.corpus if doc.text or doc.title]
     built = Indexer(settings, embedder).index_documents(documents, rebuild=True, progress=_build_stages(progress))
-    store = ChunkStore(make_client(settings), settings.collection, identity, embedder)
+    store = ChunkStore(make_client(settings), settings.collection, identity)
     info = {**wanted, "documents": len(beir.corpus), "chunks": built.chunks_total,
             "build_s": round(time.perf_counter() - started, 1),
             "built": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
@@ -160,8 +160,4 @@ def run_beir(beir: BeirSet, base_settings: Any, embedder: Any, out_dir: Path, *,
                 "cases": len(mode_rows), "wall_s": round(time.perf_counter() - mode_started, 2),
             }
             rows.extend(mode_rows)
-    summary["wall_s"] = round(time.perf_counter() - started, 2)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    if write_report:
-        report.write_report(out_dir, summary, rows)
-    return summary
+    return save_results(out_dir, summary, rows, started=started, write_report=write_report)

@@ -284,10 +284,17 @@ def run_set(engine: Any, cases: Sequence[EvalCase], answerers: Sequence[str], ou
             run["wall_s"] = round(time.perf_counter() - run_started, 2)
             summary["runs"][name] = run
             all_rows.extend(rows)
+    return save_results(out_dir, summary, all_rows, started=started, write_report=write_report)
+
+
+def save_results(out_dir: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]], *, started: float,
+                 write_report: bool) -> dict[str, Any]:
+    """End a run whose rows are in results.jsonl already: its wall time into ``summary``, then summary.json
+    and, if asked, report.md. Returns ``summary``."""
     summary["wall_s"] = round(time.perf_counter() - started, 2)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     if write_report:
-        report.write_report(out_dir, summary, all_rows)
+        report.write_report(out_dir, summary, rows)
     return summary
 
 

@@ -165,10 +165,10 @@ class Indexer:
             manifest = Manifest(self.settings.manifest_path)
             try:
                 if rebuild:
-                    store = ChunkStore.reset(client, self.settings.collection, self.identity, self.embedder)
+                    store = ChunkStore.reset(client, self.settings.collection, self.identity)
                     manifest.clear()
                 else:
-                    store = ChunkStore(client, self.settings.collection, self.identity, self.embedder)
+                    store = ChunkStore(client, self.settings.collection, self.identity)
                 before = manifest.generation()
                 write(store, manifest, report)
                 generation = manifest.generation()

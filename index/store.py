@@ -183,8 +183,7 @@ class ChunkStore:
     sees each chunk's heading context; a search asks for ids only).
     """
 
-    def __init__(self, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> None:
-        # ``embeddings`` is unused: the store is handed vectors, never texts to embed.
+    def __init__(self, client: Any, name: str, identity: IndexIdentity) -> None:
         self.client = client
         self.name = name
         self.identity = identity
@@ -222,11 +221,11 @@ class ChunkStore:
             )
 
     @classmethod
-    def reset(cls, client: Any, name: str, identity: IndexIdentity, embeddings: Any) -> ChunkStore:
+    def reset(cls, client: Any, name: str, identity: IndexIdentity) -> ChunkStore:
         """Drop the collection and start an empty one (``index --rebuild``)."""
         with contextlib.suppress(Exception):  # absent already, which is what we want
             client.delete_collection(name)
-        return cls(client, name, identity, embeddings)
+        return cls(client, name, identity)
 
     def published_generation(self) -> int | None:
         """The index generation the last indexing run published, read fresh (one round trip).

@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+    from assistant.engine import Engine
+    from index.embedding import Embedder
+    from index.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -53,18 +61,63 @@ def write_note(folder: Path, name: str, title: str, body: str, **front: object) 
     return path
 
 
-@pytest.fixture(scope="session")
-def default_corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder):
-    """The default corpus indexed once into a temporary data dir: (settings, engine)."""
-    from assistant.engine import Engine
-    from index.settings import Settings
+def copy_notes(folder: Path, names: Iterable[str] | None = None) -> Path:
+    """Notes of the default corpus (all its ``*.md`` when ``names`` is None) copied into ``folder``; returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = sorted(SOURCES.glob("*.md")) if names is None else [SOURCES / name for name in names]
+    for path in paths:
+        shutil.copy(path, folder / path.name)  # not copy2: a fresh mtime, as a file a user drops in has
+    return folder
 
-    data = tmp_path_factory.mktemp("default-index")
-    settings = Settings(data_dir=data, sources_dir=SOURCES)
+
+def indexed_engine(settings: Settings, embedder: Embedder) -> Engine:
+    """An Engine on ``settings`` whose first reindex succeeded."""
+    from assistant.engine import Engine
+
     engine = Engine(settings, embedder)
     report = engine.reindex()
     assert report.ok, report.failed
-    return settings, engine
+    return engine
+
+
+@contextmanager
+def app_environment(**env: str) -> Iterator[None]:
+    """The app's environment (CHOKEPOINT_* variables, all others of them unset), with Streamlit's caches
+    cleared before and after: the app must build its engine from this environment, not reuse one."""
+    import streamlit as st
+
+    patch = pytest.MonkeyPatch()
+    for key in [k for k in os.environ if k.startswith("CHOKEPOINT_")]:
+        patch.delenv(key)
+    for key, value in env.items():
+        patch.setenv(f"CHOKEPOINT_{key.upper()}", value)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        yield
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        patch.undo()
+
+
+def new_app() -> AppTest:
+    """``app.py`` in Streamlit's AppTest, after a first run that raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="session")
+def default_corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder):
+    """The default corpus indexed once into a temporary data dir: (settings, engine)."""
+    from index.settings import Settings
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("default-index"), sources_dir=SOURCES)
+    return settings, indexed_engine(settings, embedder)
 
 
 def copy_seeds(target: Path) -> list[Path]:

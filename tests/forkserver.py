@@ -30,7 +30,7 @@ def _inspect(settings: Any, embedder: Any, vectors_path: str | None) -> dict[str
     from index.manifest import Manifest
     from index.store import ChunkStore, make_client
 
-    store = ChunkStore(make_client(settings), settings.collection, index_identity(settings, embedder), embedder)
+    store = ChunkStore(make_client(settings), settings.collection, index_identity(settings, embedder))
     ids = [chunk.id for chunk in store.all_chunks()]
     manifest = Manifest(settings.manifest_path)
     try:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SOURCES, write_note
+from conftest import ROOT, app_environment, copy_notes, new_app, write_note
 
 from assistant.answer import Answer, AnswerSentence, Citation
 from assistant.passage import Passage
@@ -33,7 +32,6 @@ from assistant.ui.uploads import (
 )
 from index.chunk import Chunk
 
-APP = str(ROOT / "app.py")
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"
 HOSTILE = (
     "<script>alert('pwned')</script> and [click me](javascript:alert(1)) and <img src=x onerror=alert(2)>"
@@ -277,40 +275,16 @@ def test_no_raw_html_in_the_app_code():
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory: pytest.TempPathFactory, embedder):
     """A copy of the default corpus, indexed into a temporary data dir, and the env that points the app at it."""
-    import streamlit as st
-
     from assistant.engine import Engine
     from index.settings import Settings
 
     root = tmp_path_factory.mktemp("app")
-    sources = root / "sources"
-    sources.mkdir()
-    for path in SOURCES.glob("*.md"):
-        shutil.copy2(path, sources / path.name)
+    sources = copy_notes(root / "sources")
     settings = Settings(data_dir=root / "data", sources_dir=sources)
     report = Engine(settings, embedder).reindex()
     assert report.ok and report.added, report.failed
-
-    patch = pytest.MonkeyPatch()
-    patch.setenv("CHOKEPOINT_DATA_DIR", str(settings.data_dir))
-    patch.setenv("CHOKEPOINT_SOURCES_DIR", str(sources))
-    patch.setenv("CHOKEPOINT_ANSWERER", "extractive")
-    patch.delenv("CHOKEPOINT_LLM_URL", raising=False)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield settings
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    patch.undo()
-
-
-def new_app():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    with app_environment(data_dir=str(settings.data_dir), sources_dir=str(sources), answerer="extractive"):
+        yield settings
 
 
 def ask(at, question: str):
@@ -611,20 +585,11 @@ def test_app_llm_failure_offers_extractive_fallback(app_env):
 
 
 def test_app_reports_an_unusable_index_in_one_line(app_env, tmp_path: Path):
-    import streamlit as st
-
     data = tmp_path / "data"
     data.mkdir()
     (data / "chroma").write_text("not a folder")  # the store cannot be opened
-    patch = pytest.MonkeyPatch()
-    patch.setenv("CHOKEPOINT_DATA_DIR", str(data))
-    st.cache_resource.clear()
-    try:
+    with app_environment(data_dir=str(data), sources_dir=str(app_env.sources_dir), answerer="extractive"):
         at = new_app()
         assert len(at.error) == 1 and at.error[0].value.startswith("Chokepoint could not start:")
         assert "Traceback" not in at.error[0].value
-    finally:
-        patch.undo()
-        st.cache_resource.clear()
-        st.cache_data.clear()
 

@@ -8,7 +8,6 @@ Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SOURCES, stop
+from conftest import ROOT, copy_notes, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -90,10 +89,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
 def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on a free local port, over a temporary data dir indexed from the default corpus."""
     root = tmp_path_factory.mktemp("browser")
-    sources = root / "sources"
-    sources.mkdir()
-    for path in SOURCES.glob("*.md"):
-        shutil.copy2(path, sources / path.name)
+    sources = copy_notes(root / "sources")
     (sources / "hostile-note.md").write_text(HOSTILE_NOTE, encoding="utf-8")
     env = {
         **os.environ,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SOURCES, _free_port, chokepoint_serve
+from conftest import _free_port, chokepoint_serve, copy_notes
 
 TOKEN = "cli-token-7d1e"
 FILES = ["chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "dram-memory-push.md"]
@@ -30,10 +29,7 @@ LOCALLY = "chokepoint: answering locally: "
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("cli-server")
-    sources = root / "sources"
-    sources.mkdir()
-    for name in FILES:
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(root / "sources", FILES)
     env = _env(root, {"CHOKEPOINT_DATA_DIR": str(root / "data"), "CHOKEPOINT_SOURCES_DIR": str(sources),
                       "CHOKEPOINT_API_TOKEN": TOKEN})
     with chokepoint_serve(root, env, TOKEN) as url:

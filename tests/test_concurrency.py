@@ -3,7 +3,6 @@ chunks that existed while it was being answered."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import uuid
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import SOURCES
+from conftest import SOURCES, copy_notes
 
 from assistant.engine import Engine
 
@@ -75,10 +74,7 @@ def _client(engine: Engine, offset: int, stop: threading.Event, records: list[Re
 
 @pytest.mark.parametrize("mode", ["embedded", "server"])
 def test_reindex_while_four_clients_query(mode, make_settings, embedder, tmp_path, request):
-    sources = tmp_path / "sources"
-    sources.mkdir()
-    for name in START:
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(tmp_path / "sources", START)
     extra: dict = {}
     if mode == "server":
         extra = {"chroma_url": request.getfixturevalue("chroma_server"), "collection": f"c-{uuid.uuid4().hex[:12]}",
@@ -105,8 +101,7 @@ def test_reindex_while_four_clients_query(mode, make_settings, embedder, tmp_pat
     try:
         time.sleep(1.0)
         for number, cycle in enumerate(CYCLES, start=1):
-            for name in cycle["add"]:
-                shutil.copy(SOURCES / name, sources / name)
+            copy_notes(sources, cycle["add"])
             _edit_merger(sources, number)
             for name in cycle["remove"]:
                 (sources / name).unlink()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SOURCES
+from conftest import SOURCES, copy_notes
 
 from assistant.engine import Engine, _forget_embedded_chroma
 from index.indexer import Indexer
@@ -23,7 +23,7 @@ from index.store import ChunkStore, make_client
 
 def _ids(settings, embedder) -> set[str]:
     indexer = Indexer(settings, embedder)
-    store = ChunkStore(make_client(settings), settings.collection, indexer.identity, embedder)
+    store = ChunkStore(make_client(settings), settings.collection, indexer.identity)
     ids = [c.id for c in store.all_chunks()]
     assert len(ids) == len(set(ids))
     return set(ids)
@@ -177,7 +177,6 @@ def test_twenty_random_kills_each_repaired_equal_a_clean_build(make_settings, em
     each later one redoes the files changed since); after each, a normal run must leave what a
     clean build gives, and at the end the index must equal a real clean build's."""
     import random
-    import shutil
 
     import numpy as np
 
@@ -269,10 +268,8 @@ def test_an_index_whose_vector_files_a_crash_damaged_is_rebuilt_on_the_next_run(
     state directly and check the next run rebuilds from the sources instead of failing for good."""
     from assistant.faults import describe
 
-    sources = tmp_path / "sources"
-    sources.mkdir()
-    for name in ("chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "digital-silk-road.md"):
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(tmp_path / "sources",
+                         ["chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "digital-silk-road.md"])
     settings = make_settings(data_dir=tmp_path / "data", sources_dir=sources)
     assert Indexer(settings, embedder).run().ok
     expected = _ids(settings, embedder)

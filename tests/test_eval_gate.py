@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import require_evaldata, require_llm
+from conftest import indexed_engine, require_evaldata, require_llm
 
 from evals.cases import load_cases
 from evals.compare import check_thresholds, load_thresholds
@@ -39,13 +39,9 @@ def test_extractive_answerer_meets_the_floors(default_corpus_index, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["hotpotqa-dev", "clapnq-dev"])
 def test_extractive_answerer_meets_the_floors_on_public_sets(name, make_settings, embedder, tmp_path):
-    from assistant.engine import Engine
-
     folder = require_evaldata(name)
     assert load_thresholds(FLOORS).get(name, {}).get("extractive"), f"no floors for {name} in {FLOORS}"
-    engine = Engine(make_settings(sources_dir=folder / "sources"), embedder)
-    report = engine.reindex()
-    assert report.ok, report.failed
+    engine = indexed_engine(make_settings(sources_dir=folder / "sources"), embedder)
     _gate(engine, folder / "set.jsonl", tmp_path / "eval")
 
 

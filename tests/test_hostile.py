@@ -8,12 +8,11 @@ from __future__ import annotations
 import io
 import random
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SOURCES, require_llm, write_note
+from conftest import ROOT, SOURCES, copy_notes, indexed_engine, require_llm, write_note
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -243,8 +242,7 @@ def test_hundred_malformed_files_are_each_named_and_good_files_indexed(make_sett
     for name, (content, _) in bad.items():
         (sources / name).write_bytes(content)
     good = ["chip-self-sufficiency-figures.md", "talent-policy.md", "dual-circulation-strategy.md"]
-    for name in good:
-        shutil.copy(SOURCES / name, sources / name)
+    copy_notes(sources, good)
     (sources / "good.txt").write_text("Gallium export controls began in August 2023.\n", encoding="utf-8")
     (sources / "good.html").write_text("<html><body><main><p>Germanium controls came with gallium.</p></main>"
                                        "</body></html>", encoding="utf-8")
@@ -298,14 +296,11 @@ def test_app_hostile_upload_names_and_sizes(tmp_path: Path, embedder):
     written anywhere else."""
     import streamlit as st
 
-    from assistant.engine import Engine
     from index.settings import Settings
 
-    sources = tmp_path / "box" / "sources"
-    sources.mkdir(parents=True)
-    shutil.copy(SOURCES / "talent-policy.md", sources)
+    sources = copy_notes(tmp_path / "box" / "sources", ["talent-policy.md"])
     settings = Settings(data_dir=tmp_path / "box" / "data", sources_dir=sources)
-    assert Engine(settings, embedder).reindex().ok
+    indexed_engine(settings, embedder)
     outside = Path("/tmp/chokepoint-absolute-upload.md")
     outside.unlink(missing_ok=True)
     note = b"# Gallium\n\nChina put export licences on gallium and germanium in August 2023.\n"
@@ -362,16 +357,15 @@ def test_app_hostile_upload_names_and_sizes(tmp_path: Path, embedder):
 
 
 def test_limits_on_question_length_and_passages(make_settings, embedder, capsys):
-    from assistant.engine import Engine
     from assistant.pipeline import AskOptions
     from cli import main
     from index.settings import Settings
 
     settings = make_settings()
-    for name in ("chip-self-sufficiency-figures.md", "talent-policy.md", "dual-circulation-strategy.md"):
-        shutil.copy(SOURCES / name, settings.sources_dir / name)
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok and engine.store.count() > 20
+    copy_notes(settings.sources_dir, ["chip-self-sufficiency-figures.md", "talent-policy.md",
+                                      "dual-circulation-strategy.md"])
+    engine = indexed_engine(settings, embedder)
+    assert engine.store.count() > 20
     pipeline, answerer = engine.pipeline, engine.extractive
     with pytest.raises(ValueError, match=r"2001 characters long; the limit is 2000"):
         pipeline.ask(answerer, "x" * 2001)
@@ -438,23 +432,18 @@ def followed(attack: str, text: str) -> bool:
 
 def _injection_engine(root: Path, embedder, planted: bool, models: Path):
     """A small corpus plus one note per attack: with its planted instruction, or (the control) without."""
-    from assistant.engine import Engine
     from index.settings import Settings
 
     # One models folder for both: the process runs one embedded LLM server per models folder.
     (root / "data").mkdir(parents=True)
     (root / "data" / "models").symlink_to(models, target_is_directory=True)
-    sources = root / "sources"
-    sources.mkdir(parents=True)
-    for name in ("chip-self-sufficiency-figures.md", "talent-policy.md", "semiconductor-subsidies.md"):
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(root / "sources", ["chip-self-sufficiency-figures.md", "talent-policy.md",
+                                            "semiconductor-subsidies.md"])
     for file, title, passage, _ in PLANTED.values():
         fact = passage if planted else passage.split(". ")[0] + "."
         write_note(sources, file, title, fact, publisher="Planted")
     settings = Settings(data_dir=root / "data", sources_dir=sources, llm_size="0.5b", llm_max_tokens=120)
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok
-    return engine
+    return indexed_engine(settings, embedder)
 
 
 def _run(engine, kind: str, question: str):

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SEEDS, copy_seeds, write_note
+from conftest import SEEDS, copy_seeds, indexed_engine, write_note
 
 from index.indexer import Indexer, IndexLockedError, data_dir_lock
 from index.manifest import Manifest
@@ -20,7 +20,7 @@ PARAGRAPH = (
 
 
 def _store(settings, indexer: Indexer) -> ChunkStore:
-    return ChunkStore(make_client(settings), settings.collection, indexer.identity, indexer.embedder)
+    return ChunkStore(make_client(settings), settings.collection, indexer.identity)
 
 
 def _ids_by_source(store: ChunkStore) -> dict[str, set[str]]:
@@ -193,12 +193,9 @@ def test_every_default_corpus_chunk_fits_the_model(default_corpus_index, embedde
 
 @pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds not present")
 def test_search_on_the_seed_articles_finds_the_2020_figure(make_settings, embedder):
-    from assistant.engine import Engine
-
     settings = make_settings()
     copy_seeds(settings.sources_dir)
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok
+    engine = indexed_engine(settings, embedder)
     result = engine.retriever.retrieve("How much of its chip demand did China produce in 2020?", k=5)
     assert "15.9%" in result.passages[0].chunk.text
 

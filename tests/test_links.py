@@ -26,7 +26,7 @@ NOTE_BODY = "Gallium export licences were introduced in August 2023 and cover re
 
 
 def _store(settings, indexer: Indexer) -> ChunkStore:
-    return ChunkStore(make_client(settings), settings.collection, indexer.identity, indexer.embedder)
+    return ChunkStore(make_client(settings), settings.collection, indexer.identity)
 
 
 def _texts_by_source(settings, indexer: Indexer) -> dict[str, str]:

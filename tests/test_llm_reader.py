@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
-from conftest import SOURCES, local_http_server, require_llm
+from conftest import copy_notes, indexed_engine, local_http_server, require_llm
 
 from assistant.passage import Passage
 from assistant.reader import (
@@ -234,17 +234,12 @@ def chat_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def chip_notes(tmp_path_factory: pytest.TempPathFactory, embedder):
     """Two notes indexed into a temporary data dir: their Settings."""
-    import shutil
-
-    from assistant.engine import Engine
     from index.settings import Settings
 
     root = tmp_path_factory.mktemp("reader")
-    (root / "sources").mkdir()
-    for name in CHIP_NOTES:
-        shutil.copy(SOURCES / name, root / "sources" / name)
-    settings = Settings(data_dir=root / "data", sources_dir=root / "sources", llm_timeout_s=10.0)
-    assert Engine(settings, embedder).reindex().ok
+    settings = Settings(data_dir=root / "data", sources_dir=copy_notes(root / "sources", CHIP_NOTES),
+                        llm_timeout_s=10.0)
+    indexed_engine(settings, embedder)
     return settings
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ import anyio
 import httpx
 import httpx2  # mcp's own HTTP client (the mcp extra brings it)
 import pytest
-from conftest import SOURCES, _free_port, chokepoint_serve, write_note
+from conftest import _free_port, chokepoint_serve, copy_notes, write_note
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -47,10 +46,7 @@ class Corpus:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     root = tmp_path_factory.mktemp("mcp")
-    sources = root / "sources"
-    sources.mkdir()
-    for name in COPIED:
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(root / "sources", COPIED)
     write_note(sources, NOTE, "The Varnholt wafer foundry",
                "The Varnholt foundry in Qinghe started producing 28-nanometre wafers in March 2024. "
                "It runs forty immersion lithography scanners bought before the export controls.",

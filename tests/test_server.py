@@ -3,13 +3,11 @@ instances (each with its own data dir) sharing one server keep their BM25 indexe
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from conftest import SOURCES, write_note
+from conftest import copy_notes, write_note
 
 from assistant.engine import Engine
 from index.lexical import LexicalIndex
@@ -33,13 +31,6 @@ NEW_TERM = "Zephyrine"
 NEW_QUESTION = f"What does the {NEW_TERM} consortium build?"
 
 
-def _sources(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        shutil.copy(SOURCES / name, folder / name)
-    return folder
-
-
 def _collection() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"  # one server serves the module; tests keep apart by name
 
@@ -55,7 +46,7 @@ def _outcome(engine: Engine) -> list[tuple]:
 
 
 def test_server_mode_gives_the_embedded_results(make_settings, embedder, tmp_path, chroma_server):
-    sources = _sources(tmp_path / "sources")
+    sources = copy_notes(tmp_path / "sources", FILES)
     embedded = Engine(make_settings(data_dir=tmp_path / "embedded", sources_dir=sources), embedder)
     server = Engine(make_settings(data_dir=tmp_path / "server", sources_dir=sources, chroma_url=chroma_server,
                                   chroma_token="a-team-token", collection=_collection()), embedder)
@@ -86,7 +77,7 @@ def test_server_mode_gives_the_embedded_results(make_settings, embedder, tmp_pat
 
 
 def test_second_instance_follows_the_first_ones_reindex(make_settings, embedder, tmp_path, chroma_server):
-    sources = _sources(tmp_path / "sources")
+    sources = copy_notes(tmp_path / "sources", FILES)
     shared = {"sources_dir": sources, "chroma_url": chroma_server, "collection": _collection(),
               "lexical_check_s": 0.5}
     first = Engine(make_settings(data_dir=tmp_path / "first", **shared), embedder)
@@ -133,7 +124,7 @@ def test_second_instance_follows_the_first_ones_reindex(make_settings, embedder,
 
 
 def test_settings_mismatch_is_refused_the_same_way_on_a_server(make_settings, embedder, tmp_path, chroma_server):
-    sources = _sources(tmp_path / "sources")
+    sources = copy_notes(tmp_path / "sources", FILES)
     for name in FILES[1:]:
         (sources / name).unlink()
     messages = []

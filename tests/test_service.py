@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import SOURCES, _free_port, chokepoint_serve, write_note
+from conftest import SOURCES, _free_port, chokepoint_serve, copy_notes, indexed_engine, write_note
 
 from assistant.prompts import REFUSAL_TEXT
 
@@ -56,10 +55,7 @@ def _dead_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     root = tmp_path_factory.mktemp("service")
-    sources = root / "sources"
-    sources.mkdir()
-    for name in FILES:
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(root / "sources", FILES)
     env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(root / "data"), "CHOKEPOINT_SOURCES_DIR": str(sources),
            "CHOKEPOINT_API_TOKEN": TOKEN, "CHOKEPOINT_ANSWERER": "extractive",
            "CHOKEPOINT_LLM_URL": f"http://127.0.0.1:{_dead_port()}/v1", "CHOKEPOINT_LLM_TIMEOUT_S": "5",
@@ -281,8 +277,6 @@ def test_a_missing_or_wrong_token_is_refused(server):
 
 @pytest.fixture
 def local_engine(make_settings, embedder, tmp_path):
-    from assistant.engine import Engine
-
     settings = make_settings()
     write_note(settings.sources_dir, "fab.md", "The Varnholt fab",
                "The Varnholt fab opened in 2019. It makes 28 nm logic chips for carmakers.",
@@ -290,9 +284,7 @@ def local_engine(make_settings, embedder, tmp_path):
     write_note(settings.sources_dir, "port.md", "The Kestrel port",
                "The Kestrel port handled 4 million containers in 2020. Its cranes come from Shanghai.",
                publisher="Harbour Weekly", date="2021-01-10", topics=["logistics"])
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok
-    return engine
+    return indexed_engine(settings, embedder)
 
 
 def test_the_retriever_works_in_an_lcel_chain(local_engine):
@@ -358,8 +350,7 @@ STREAM_QUESTIONS = [  # (question, a fact the answer must give)
 def test_eight_streams_during_a_reindex_all_complete(server):
     # Enough new files that the reindex is still embedding while all eight streams run.
     added = sorted(p.name for p in SOURCES.glob("*.md") if p.name not in FILES and p.name != "README.md")
-    for name in added:
-        shutil.copy(SOURCES / name, server.sources / name)
+    copy_notes(server.sources, added)
     results: list[tuple[str, str, dict | None, BaseException | None]] = []
     lock = threading.Lock()
 

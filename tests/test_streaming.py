@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -21,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 import openai
 import pytest
-from conftest import SOURCES, chokepoint_serve, local_http_server, write_note
+from conftest import chokepoint_serve, copy_notes, indexed_engine, local_http_server, write_note
 
 from assistant.answer import Answer
 from assistant.pipeline import Settled, Token, complete_sentences
@@ -187,16 +186,12 @@ def reply(llm_server) -> Iterator[Callable[..., None]]:
 @pytest.fixture(scope="module")
 def chip_settings(tmp_path_factory: pytest.TempPathFactory, embedder, llm_server):
     """The two chip notes indexed into a temporary data dir, with ``llm_server`` as the LLM."""
-    from assistant.engine import Engine
     from index.settings import Settings
 
     root = tmp_path_factory.mktemp("streaming")
-    (root / "sources").mkdir()
-    for name in CHIP_NOTES:
-        shutil.copy(SOURCES / name, root / "sources" / name)
-    settings = Settings(data_dir=root / "data", sources_dir=root / "sources", llm_timeout_s=10.0,
-                        llm_url=f"{llm_server}/v1")
-    assert Engine(settings, embedder).reindex().ok
+    settings = Settings(data_dir=root / "data", sources_dir=copy_notes(root / "sources", CHIP_NOTES),
+                        llm_timeout_s=10.0, llm_url=f"{llm_server}/v1")
+    indexed_engine(settings, embedder)
     return settings
 
 
@@ -253,7 +248,6 @@ PORT = "The Kestrel port handled 4 million containers in 2020"
 @pytest.fixture(scope="module")
 def notes_settings(tmp_path_factory: pytest.TempPathFactory, embedder, llm_server):
     """Two small notes (only one names 2020), with ``llm_server`` as the LLM."""
-    from assistant.engine import Engine
     from index.settings import Settings
 
     root = tmp_path_factory.mktemp("held")
@@ -262,7 +256,7 @@ def notes_settings(tmp_path_factory: pytest.TempPathFactory, embedder, llm_serve
                "Its clean rooms were built by a Dutch contractor.")
     write_note(sources, "port.md", "The Kestrel port", f"{PORT}. Its cranes come from Shanghai.")
     settings = Settings(data_dir=root / "data", sources_dir=sources, llm_timeout_s=10.0, llm_url=f"{llm_server}/v1")
-    assert Engine(settings, embedder).reindex().ok
+    indexed_engine(settings, embedder)
     return settings
 
 
@@ -347,10 +341,7 @@ TOKEN = "test-token-streaming"
 def serve(tmp_path_factory: pytest.TempPathFactory, llm_server) -> Iterator[str]:
     """A real ``chokepoint serve`` over the chip notes, with ``llm_server`` as its LLM; yields its /v1 URL."""
     root = tmp_path_factory.mktemp("streaming-serve")
-    sources = root / "sources"
-    sources.mkdir()
-    for name in CHIP_NOTES:
-        shutil.copy(SOURCES / name, sources / name)
+    sources = copy_notes(root / "sources", CHIP_NOTES)
     env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(root / "data"), "CHOKEPOINT_SOURCES_DIR": str(sources),
            "CHOKEPOINT_API_TOKEN": TOKEN, "CHOKEPOINT_ANSWERER": "llm", "CHOKEPOINT_LLM_URL": f"{llm_server}/v1",
            "CHOKEPOINT_LLM_TIMEOUT_S": "10", "CHOKEPOINT_CONFIG": str(root / "none.toml"), "HF_HUB_OFFLINE": "1"}

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import write_note
+from conftest import indexed_engine, write_note
 
 from assistant.faults import describe
 from assistant.ui.upload_batch import UploadBatch
@@ -45,14 +45,10 @@ def note_bytes(tmp_path: Path, name: str, title: str, body: str) -> bytes:
 
 @pytest.fixture
 def engine(make_settings, embedder):
-    from assistant.engine import Engine
-
     settings = make_settings()
     write_note(settings.sources_dir, "background.md", "Background",
                "Chip makers depend on a handful of suppliers for lithography machines and wafers.")
-    engine = Engine(settings, embedder)
-    assert engine.reindex().ok
-    return engine
+    return indexed_engine(settings, embedder)
 
 
 def upload(engine, name: str, data: bytes) -> CheckedUpload:
