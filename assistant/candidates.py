@@ -142,16 +142,20 @@ def _replace(c: Candidate, **changes: object) -> Candidate:
     return replace(c, **changes)  # type: ignore[arg-type]
 
 
-_ABOUT_THE_NOTE = re.compile(r"\bthis (note|overview|glossary)\b", re.I)
+# A sentence that speaks of the document it stands in ("This article is about ...", "the items in this
+# section ...") describes the text, not the world: a demonstrative and a noun naming a kind of text.
+# Nouns for a text's findings ("this study", "this report") stay out: their sentences state findings.
+_SELF_REFERENCE = re.compile(r"\b(this|the present) (note|article|page|section|chapter|entry|document|overview"
+                             r"|glossary|summary)\b", re.I)
 
 
 def _answer_candidate(text: str) -> bool:
-    """Whether a passage sentence can stand in an answer: not a scrap, a table row or a remark on the note itself."""
+    """Whether a passage sentence can stand in an answer: not a scrap, a table row or a remark on its own document."""
     text = clean_sentence(text)
     return (
         len(text) >= 25
         and not text.startswith("|")
-        and not _ABOUT_THE_NOTE.search(text)
+        and not _SELF_REFERENCE.search(text)
     )
 
 

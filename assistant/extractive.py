@@ -9,7 +9,9 @@ A sentence is chosen for holding an answer, not for looking like the question:
   the share of that weight it covers, with its passage's title and heading (a sentence seldom
   repeats the name of the thing its article is about);
 - a question that goes through a bridge ("the director of the film shot in Varnholt") is answered by
-  two sentences: one that names the bridge entity, and one from the passage about that entity;
+  two sentences: one that names the bridge entity, and one from the passage about that entity. The
+  chain follows the best single sentence when that sentence leaves part of the question out, and a kept
+  sentence that names another passage's entity brings that passage's sentence holding what is asked;
 - the passages answer when the best answer's score, plus the best passage's relevance, plus twice the
   closest sentence's similarity to the question, reaches ``answerable``; below it the draft says the
   passages do not answer, and the pipeline refuses. A near miss is on topic (its passages are relevant)
@@ -139,6 +141,10 @@ class ExtractiveAnswerer:
         closest = max(c.similarity for c in facts)
         if score + relevance + self.closeness * closest < self.answerable:
             return []
+        if pair is not None and pair[1].key not in {c.key for c in chosen} and _brings(pair[1], chosen, form):
+            # The best single sentence leaves out part of the question, and a chain (a sentence naming an
+            # entity, then that entity's passage) brings it: both steps follow the best sentence.
+            chosen += [replace(c, order=c.passage) for c in pair[:2] if c.key not in {o.key for o in chosen}]
         top = max(c.score for c in chosen)
         # Each part of a two-part question may need a sentence of its own, typed or not.
         typed = form.typed and form.parts == 1
@@ -208,6 +214,12 @@ def _best_bridge(facts: list[Candidate], views: list[PassageView], form: Questio
     bridge, answer, score = best
     # Read as a chain: the bridge first, then the answer it leads to.
     return (bridge.at(0), answer.at(1), score)
+
+
+def _brings(candidate: Candidate, chosen: list[Candidate], form: QuestionForm) -> bool:
+    """Whether ``candidate`` holds question words that the chosen sentences and their titles leave out."""
+    covered = set().union(*(c.words | c.context for c in chosen))
+    return bool(form.words & candidate.words - covered)
 
 
 def _followed(leading: list[Candidate], chosen: list[Candidate], facts: list[Candidate], views: list[PassageView],

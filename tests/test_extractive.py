@@ -27,6 +27,12 @@ from index.chunk import Chunk
     ("Which is older, the Varnholt observatory or the Lisk museum?", "choice"),
     ("Why was the observatory closed?", "description"),
     ("What instrument did the founder build?", "entity"),
+    # An origin, which a story or a language may give as well as a place.
+    ("Where does the name Varnholt come from?", "description"),
+    ("Where did the ferry sail from?", "place"),
+    # A point in a story or a circumstance as often as a date.
+    ("When does the keeper light the lamp?", "description"),
+    ("When did the keeper light the lamp?", "time"),
 ])
 def test_the_question_form_says_what_kind_of_answer_is_wanted(question, kind):
     assert question_form(question).kind == kind
@@ -77,6 +83,16 @@ def unseen(tmp_path_factory, embedder):
     write_note(sources, "tomas-reyl.md", "Tomas Reyl",
                "Tomas Reyl piloted the harbour guild's rescue boat on the Lisk estuary for 28 years. "
                "He was a two-time winner of its medal. He retired to a farm inland.")
+    write_note(sources, "copper-tide.md", "Copper Tide",
+               "Copper Tide is a 1992 drama film directed by Hal Wenck about a family of net makers. "
+               "It stars Ines Calder, Bo Linde and Arvo Sten in the lead roles. The film was shot on the "
+               "Lisk estuary over one winter.")
+    write_note(sources, "ines-calder.md", "Ines Calder",
+               "Ines Calder is a singer and actor, best known as the founder and voice of the folk band "
+               "Gullwing. She grew up on the islands.")
+    write_note(sources, "harbour-choir.md", "Harbour Choir",
+               "The Harbour Choir was the most popular band in the region for a decade, and two of its "
+               "members founded a record label.")
     for n in range(6):
         write_note(sources, f"filler-{n}.md", f"Lighthouse {n}",
                    f"Lighthouse {n} stands on a rock off the northern coast. Its lamp was electrified in "
@@ -98,6 +114,16 @@ def test_a_bridge_question_takes_a_second_hop(unseen):
     assert {c.chunk.source for c in answer.citations} >= {"silent-harbour.md"}
     if answer.hop_queries:
         assert answer.timings.hop_s > 0
+
+
+def test_a_chain_is_followed_to_the_passage_a_kept_sentence_names(unseen):
+    # The film's own sentences match the question best; the band is only in the star's passage, which
+    # the film's cast sentence names. The choir's sentence shares "band", "popular" and "founded" but
+    # nothing leads to it.
+    answer = unseen.pipeline.ask(unseen.extractive, "What is the band founded by one of the stars of Copper Tide?")
+    assert not answer.refused and "Gullwing" in answer.text, answer.text
+    assert "ines-calder.md" in {c.chunk.source for c in answer.citations}
+    assert "record label" not in answer.text
 
 
 def test_a_how_many_question_is_answered_with_a_count_of_what_it_asks(unseen):
