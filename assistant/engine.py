@@ -20,9 +20,10 @@ from assistant.local_llm import get_server
 from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
 from assistant.verification import SentenceVectors, Verifier
-from index.embedding import Embedder
+from index.embedding import TextEmbedder
 from index.index_report import IndexReport
 from index.indexer import Indexer, IndexLockedError, ProgressHook, index_identity
+from index.remote_embedding import make_embedder
 from index.settings import Settings
 from index.status import IndexStatus, index_status
 from index.store import ChunkStore, make_client
@@ -31,15 +32,17 @@ from index.store import ChunkStore, make_client
 class Engine:
     """Holds the loaded embedding model, an open index and the answerers."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: TextEmbedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder.from_settings(settings)
+        self.embedder = embedder or make_embedder(settings)
         self._lock = threading.RLock()
         self._llm: LLMAnswerer | None = None
         self._chroma_suspect = False  # set by a failed indexing run: see _restart_embedded_chroma
         # One cache of sentence vectors for the process: the retriever's query vector, the answerers'
         # rankings and the verifier's checks read the same sentences with the same model.
-        self.vectors = SentenceVectors(self.embedder)
+        # Question-time text goes to ``query_embedder``: with an embeddings server that serves the packaged
+        # model, the local copy (no round trip per question); the indexer always uses ``embedder``.
+        self.vectors = SentenceVectors(self.embedder.query_embedder)
         self.verifier = Verifier(self.vectors, settings.support_threshold)
         self.extractive = ExtractiveAnswerer(self.verifier, self.vectors, shortlist=settings.extractive_shortlist)
         self._open()
@@ -55,7 +58,7 @@ class Engine:
                 _forget_embedded_chroma(self.settings.chroma_dir)
             raise
         self.store = ChunkStore(client, self.settings.collection, index_identity(self.settings, self.embedder))
-        self.retriever = Retriever(self.settings, self.store, self.embedder)
+        self.retriever = Retriever(self.settings, self.store, self.embedder.query_embedder)
         self.pipeline = AnswerPipeline(
             self.retriever, self.verifier, self.settings.min_relevance,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
@@ -109,7 +112,7 @@ class Engine:
     def warm(self) -> None:
         """Load what the first question would otherwise wait for: the embedding model (it loads on first
         use, seconds on a CPU) and the BM25 index."""
-        self.embedder.encode(["warm-up"])
+        self.embedder.query_embedder.encode(["warm-up"])
         self.retriever.lexical()
 
     def status(self) -> IndexStatus:

@@ -20,6 +20,7 @@ import httpx
 from assistant.answerers import LLMError
 from assistant.gguf_model import LLMUnavailableError
 from index.embedding import ModelNotFoundError
+from index.remote_embedding import RemoteEmbeddingError
 from index.settings import Settings
 from index.store import IndexMismatchError, StoreUnavailableError, is_damaged_vector_index
 
@@ -62,8 +63,9 @@ def _plain(exc: BaseException) -> str:
 
 
 def _known(chain: list[BaseException], settings: Settings) -> str | None:
-    """Errors of our own that already say what to do (LLM endpoint and packages, models, the store)."""
-    ours = (LLMError, LLMUnavailableError, ModelNotFoundError, IndexMismatchError, StoreUnavailableError)
+    """Errors of our own that already say what to do (LLM and embedding endpoints, packages, models, the store)."""
+    ours = (LLMError, LLMUnavailableError, ModelNotFoundError, RemoteEmbeddingError, IndexMismatchError,
+            StoreUnavailableError)
     first = chain[0]
     if isinstance(first, ours):
         return _one_line(str(first))

@@ -21,7 +21,7 @@ import numpy as np
 from assistant.passage import Passage
 from assistant.text import distinctive_terms
 from index.chunk import Chunk
-from index.embedding import Embedder
+from index.embedding import TextEmbedder
 from index.filters import Filters
 from index.lexical import LexicalIndex
 from index.settings import Settings
@@ -86,7 +86,7 @@ def mmr(query: np.ndarray, vectors: np.ndarray, k: int, lambda_: float) -> list[
 class Retriever:
     """Hybrid search over one index. Thread-safe; share one per process."""
 
-    def __init__(self, settings: Settings, store: ChunkStore, embedder: Embedder,
+    def __init__(self, settings: Settings, store: ChunkStore, embedder: TextEmbedder,
                  mode: str = "hybrid") -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")

@@ -24,7 +24,7 @@ import numpy as np
 from assistant.answer import AnswerSentence, Citation
 from assistant.passage import Passage
 from assistant.text import Span, citation_markers, numbers, sentences, spelled_numbers
-from index.embedding import Embedder
+from index.embedding import TextEmbedder
 from index.words import content_words
 
 _REFUSAL = re.compile(
@@ -153,7 +153,7 @@ class SentenceVectors:
     """Sentence embeddings with a bounded cache: passages recur across questions, and the
     extractive answerer and the verifier look at the same sentences."""
 
-    def __init__(self, embedder: Embedder, size: int = 50_000) -> None:
+    def __init__(self, embedder: TextEmbedder, size: int = 50_000) -> None:
         self.embedder = embedder
         self.size = size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

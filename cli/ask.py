@@ -65,12 +65,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     # Inside each command: the model (torch), the store (chromadb) and rich load for the command that uses them.
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from index.embedding import Embedder
     from index.indexer import Indexer
+    from index.remote_embedding import make_embedder
 
     settings = settings_from_args(args)
     console = _console()
-    embedder = Embedder.from_settings(settings)
+    embedder = make_embedder(settings)
     paths = [Path(p) for p in args.paths] or None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:

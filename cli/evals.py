@@ -174,7 +174,7 @@ def _run_set(args: argparse.Namespace) -> int:
 def _run_beir(args: argparse.Namespace) -> int:
     from evals.beir import run_beir  # the store (chromadb) and the model (torch): see _run_set
     from evals.cases import CaseFileError, load_beir
-    from index.embedding import Embedder
+    from index.remote_embedding import make_embedder
 
     try:
         beir = load_beir(Path(args.beir))
@@ -187,7 +187,7 @@ def _run_beir(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown retrieval mode {unknown[0]!r}: use {', '.join(MODES)}")
     settings = settings_from_args(args)
-    embedder = Embedder.from_settings(settings)
+    embedder = make_embedder(settings)
     out = Path(args.out) if args.out else Path("evals/out") / f"beir-{beir.name}"
     with _Bar() as bar:
         summary = run_beir(beir, settings, embedder, out, modes=modes, limit=args.limit,

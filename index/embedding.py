@@ -1,16 +1,21 @@
-"""The embedding model: sentence-transformers, loaded once, from disk, with no network."""
+"""The embedding model: sentence-transformers, loaded once, from disk, with no network.
+
+``TextEmbedder`` is what the rest of the code asks of an embedder; ``Embedder`` here and
+``index.remote_embedding.RemoteEmbedder`` (an embeddings server) both provide it, and
+``index.remote_embedding.make_embedder`` picks one from the settings.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from index.settings import DEFAULT_EMBEDDING_MODEL, Settings
+from index.settings import DEFAULT_EMBEDDING_MODEL
 
 
 class ModelNotFoundError(RuntimeError):
@@ -44,6 +49,35 @@ def resolve_model_path(name: str, *, offline: bool = True) -> str:
     return name
 
 
+class TextEmbedder(Protocol):
+    """What indexing and answering need of an embedder (``Embedder``, ``RemoteEmbedder``)."""
+
+    @property
+    def name(self) -> str:
+        """The model's name as the index records it: an index built with another is refused."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The model's window in its own word pieces; ``None`` where its tokenizer is not at hand."""
+        ...
+
+    @property
+    def query_embedder(self) -> TextEmbedder:
+        """The embedder for questions and answer sentences at question time: this one, or a local copy of
+        the same model that saves a round trip."""
+        ...
+
+    def model_token_count(self, text: str) -> int: ...
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """An (n, dimension) float32 array of unit vectors, in the order of ``texts``."""
+        ...
+
+
 class Embedder(Embeddings):
     """A LangChain ``Embeddings`` over one SentenceTransformer, normalised vectors.
 
@@ -63,12 +97,6 @@ class Embedder(Embeddings):
         # The dimension is read from the model folder so that opening an index (status, a
         # no-change reindex) does not pay for loading torch and the weights.
         self._dimension = _dimension_on_disk(self._path)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Embedder:
-        """The embedder ``settings`` configure (model, device, batch size, hub access)."""
-        return cls(settings.embedding_model, device=settings.embedding_device,
-                   batch_size=settings.embedding_batch_size, offline=settings.hf_hub_offline)
 
     @property
     def model(self) -> Any:
@@ -101,6 +129,10 @@ class Embedder(Embeddings):
     @property
     def max_tokens(self) -> int:
         return int(self.model.max_seq_length)
+
+    @property
+    def query_embedder(self) -> Embedder:
+        return self
 
     @property
     def tokenizer(self) -> Any:

@@ -31,7 +31,7 @@ from pathlib import Path
 from index.chunk import Chunk
 from index.chunking import ChunkerConfig, chunk_document
 from index.discovery import discover, is_under
-from index.embedding import Embedder
+from index.embedding import TextEmbedder
 from index.index_report import FileFailure, IndexReport
 from index.lexical import LexicalIndex, lexical_row
 from index.loaders import SUPPORTED_SUFFIXES, LoadError, SourceDocument, load
@@ -46,10 +46,14 @@ def chunker_config(settings: Settings) -> ChunkerConfig:
     return ChunkerConfig(settings.chunk_tokens, settings.chunk_overlap)
 
 
-def index_identity(settings: Settings, embedder: Embedder) -> IndexIdentity:
-    """What an index built with these settings records about itself."""
+def index_identity(settings: Settings, embedder: TextEmbedder) -> IndexIdentity:
+    """What an index built with these settings records about itself.
+
+    The model is the one the embedder names: an embeddings server reports its own, which may not be
+    the name the settings sent it.
+    """
     return IndexIdentity(
-        embedding_model=settings.embedding_model,
+        embedding_model=embedder.name,
         dimension=embedder.dimension,
         chunker=chunker_config(settings).signature(),
     )
@@ -116,7 +120,7 @@ class _Candidate:
 class Indexer:
     """Owns the store, manifest and lexical index of one data dir for an indexing run."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, embedder: TextEmbedder) -> None:
         self.settings = settings
         self.embedder = embedder
         self.chunker = chunker_config(settings)
@@ -342,7 +346,9 @@ class Indexer:
             progress("chunks", report.chunks_written, report.chunks_written)
 
     def _fits_embedder(self, text: str) -> bool:
-        return self.embedder.model_token_count(text) <= self.embedder.max_tokens
+        limit = self.embedder.max_tokens  # asked per chunk: a run with nothing to chunk loads no model
+        # An embeddings server's tokenizer is not at hand: it truncates what is over its window itself.
+        return limit is None or self.embedder.model_token_count(text) <= limit
 
 
 __all__ = ["SUPPORTED_SUFFIXES", "IndexLockedError", "Indexer", "data_dir_lock"]

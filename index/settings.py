@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = 64
     embedding_device: str = "cpu"
+    embedding_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible embeddings endpoint (with or without /v1) that embeds instead of the "
+        "local model; embedding_model is the name sent to it.",
+    )
+    embedding_api_key: SecretStr | None = Field(None, description="Bearer token for embedding_url, if it asks one.")
+    embedding_concurrency: int = Field(2, ge=1, le=64, description="Batches in flight at once to embedding_url.")
+    embedding_timeout_s: float = Field(60.0, gt=0, description="How long one request to embedding_url may take.")
     hf_hub_offline: bool = Field(
         False,
         validation_alias=AliasChoices("hf_hub_offline", "HF_HUB_OFFLINE"),

@@ -56,12 +56,12 @@ def _inspect(settings: Any, embedder: Any, vectors_path: str | None) -> dict[str
 
 
 def _child(request: dict[str, Any]) -> dict[str, Any]:
-    from index.embedding import Embedder
     from index.indexer import Indexer
+    from index.remote_embedding import make_embedder
     from index.settings import Settings
 
     settings = Settings(**request["settings"])
-    embedder = Embedder.from_settings(settings)
+    embedder = make_embedder(settings)
     result: dict[str, Any] = {}
     if request["job"] == "index":
         # Load the model before the run takes the data dir's lock, so that a test timing its
