@@ -1,5 +1,5 @@
 """Embeddings from a server (CHOKEPOINT_EMBEDDING_URL), against a real OpenAI-compatible one serving the
-packaged MiniLM (tests/embedding_server.py): same vectors, in order, in bounded concurrent batches; an index
+packaged MiniLM (benchmarks/embedding_server.py): same vectors, in order, in bounded concurrent batches; an index
 built and asked through it; another model refused; a down or failing server named or outlasted."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 from conftest import _free_port, copy_notes, write_note
-from embedding_server import ServerState, embedding_server
 
 from assistant.engine import Engine
 from assistant.faults import describe
+from benchmarks.embedding_server import ServerState, embedding_server
 from index.remote_embedding import RemoteEmbedder, RemoteEmbeddingError, endpoint_url, make_embedder
 from index.settings import Settings
 from index.store import IndexMismatchError

@@ -1,4 +1,6 @@
-"""A real OpenAI-compatible embeddings server for tests: FastAPI over the packaged MiniLM, on uvicorn.
+"""A real OpenAI-compatible embeddings server: FastAPI over the packaged MiniLM, on uvicorn.
+
+Used by tests/test_remote_embedding.py and benchmarks/bench_remote_embedding.py.
 
 It speaks the protocol text-embeddings-inference and OpenAI speak (``POST /v1/embeddings``) and can
 play a few other servers: one that names another model, one whose vectors differ from the packaged
