@@ -183,12 +183,7 @@ class ExtractiveAnswerer:
         bridges = [c for c in rest if any(t and n != c.passage and t in c.lowered for n, t in enumerate(titles))]
         named = {n for n, t in enumerate(titles) for c in keep + bridges if t and n != c.passage and t in c.lowered}
         linked = [c for n in sorted(named) for c in [x for x in rest if x.passage == n][:2]]
-        # Half a shortlist more at most (each sentence embedded costs ~7 ms): a quarter for bridge
-        # sentences, a quarter for the named passages' best, then more bridges if room is left. A quarter
-        # each kept every eval figure of a half each, at 10k chunks with a second hop.
-        quarter = self.shortlist // 4
-        extra = bridges[:quarter] + linked[:quarter] + bridges[quarter : 2 * quarter]
-        keep += extra[: self.shortlist // 2]
+        keep += bridges[: self.shortlist // 2] + linked[: self.shortlist // 2]
         return sorted(dict.fromkeys(keep), key=lambda c: (c.passage, c.span.start))
 
 
