@@ -145,8 +145,8 @@ def _replace(c: Candidate, **changes: object) -> Candidate:
 # A sentence that speaks of the document it stands in ("This article is about ...", "the items in this
 # section ...") describes the text, not the world: a demonstrative and a noun naming a kind of text.
 # Nouns for a text's findings ("this study", "this report") stay out: their sentences state findings.
-_SELF_REFERENCE = re.compile(r"\b(this|the present) (note|article|page|section|chapter|entry|document|overview"
-                             r"|glossary|summary)\b", re.I)
+_SELF_REFERENCE = re.compile(r"\b(this|the present) (note|article|page|section|chapter|entry|document|summary)\b",
+                             re.I)
 
 
 def _answer_candidate(text: str) -> bool:
