@@ -150,7 +150,7 @@ class ExtractiveAnswerer:
         typed = form.typed and form.parts == 1
         margin = self.typed_margin if typed else self.extra_margin
         limit = self.max_sentences + (2 if form.kind == "list" else 0)
-        chosen += _followed(chosen, chosen, facts, views, form, weights)
+        chosen += _followed(chosen, chosen, facts, views, form)
         for c in sorted(facts, key=lambda c: -c.score):
             if len(chosen) >= limit:
                 break
@@ -164,7 +164,7 @@ class ExtractiveAnswerer:
             if any(_repeats(c.span.text, o.span.text, float(vector(c) @ vector(o))) for o in chosen):
                 continue
             chosen.append(c)
-            chosen += _followed([c], chosen, facts, views, form, weights)
+            chosen += _followed([c], chosen, facts, views, form)
         chosen = [_trimmed(c, form) for c in chosen[:limit]]
         chosen += _list_items(chosen, views)
         return sorted(chosen, key=lambda c: (c.order, c.span.start))
@@ -223,7 +223,7 @@ def _brings(candidate: Candidate, chosen: list[Candidate], form: QuestionForm) -
 
 
 def _followed(leading: list[Candidate], chosen: list[Candidate], facts: list[Candidate], views: list[PassageView],
-              form: QuestionForm, weights: dict[str, float]) -> list[Candidate]:
+              form: QuestionForm) -> list[Candidate]:
     """The links a chain of sentences asks to follow: for each passage whose entity a ``leading`` sentence
     names, and that no chosen sentence comes from, its best sentence that brings question words the answer
     so far leaves out (with a value of the asked kind, when the question asks for one).
@@ -235,14 +235,12 @@ def _followed(leading: list[Candidate], chosen: list[Candidate], facts: list[Can
     cited = {c.passage for c in chosen}
     # An entity the question names is where the chain starts, not a step along it.
     asked = " ".join(form.names).lower()
-    covered = set().union(*(c.words | c.context for c in chosen))
-    total = weight(form.words, weights, len(views)) or 1.0
     found: list[Candidate] = []
     for n, title in enumerate(titles):
         if not title or n in cited or title in asked or not any(title in c.lowered for c in leading):
             continue
         steps = [c for c in facts if c.passage == n and not c.off_year and (c.values or not form.typed)
-                 and weight(form.words & c.words - covered, weights, len(views)) / total > 0]
+                 and _brings(c, chosen, form)]
         if steps:
             found.append(max(steps, key=lambda c: c.score))
     return found
