@@ -3,13 +3,14 @@
 The BM25 index is built at indexing time; the retriever loads it once and reloads it only
 when the index generation changes. The store publishes the generation of its chunks; when
 another app instance reindexed the shared Chroma server, this instance's BM25 index is behind,
-and it is rebuilt from the server's chunks. Filters run inside both searches.
+and it follows: only the sources the store's change log names are fetched again, or, when the
+log cannot say, the index is rebuilt from the server's chunks (``index.lexical_follow``).
+Filters run inside both searches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import threading
 import time
@@ -24,11 +25,10 @@ from index.chunk import Chunk
 from index.embedding import TextEmbedder
 from index.filters import Filters
 from index.lexical import LexicalIndex
+from index.lexical_follow import Follow, follow
 from index.settings import Settings
 from index.store import ChunkStore
 from index.words import tokenize
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ class Retriever:
         self._lexical: LexicalIndex | None = None
         self._lock = threading.Lock()
         self._published: int | None = None
+        # How the BM25 index in use reached its generation: for logs, tests and benchmarks.
+        self.last_follow: Follow | None = None
         self._checked_at = -float("inf")
         self._reranker: Any = None
         if settings.reranker_model:
@@ -109,8 +111,8 @@ class Retriever:
         """The BM25 index for the store's current generation.
 
         Loaded from this data dir when it holds that generation; otherwise (another instance
-        reindexed the shared server, or this data dir never had one) rebuilt from the store's
-        chunks and saved here for the next start.
+        reindexed the shared server, or this data dir never had one) brought up to it from the
+        store (``index.lexical_follow``) and saved here for the next start.
         """
         saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
         wanted = self._wanted_generation(saved)
@@ -119,7 +121,7 @@ class Retriever:
             return current
         with self._lock:
             if self._lexical is None or self._lexical.generation != wanted:
-                self._lexical = self._load_or_rebuild(wanted)
+                self._lexical = self._follow(wanted)
             return self._lexical
 
     def _wanted_generation(self, saved: int | None) -> int:
@@ -135,21 +137,12 @@ class Retriever:
             return self._published
         return saved if saved is not None else 0  # an index from before generations were published
 
-    def _load_or_rebuild(self, generation: int) -> LexicalIndex:
-        root = self.settings.lexical_dir
-        if LexicalIndex.saved_generation(root) == generation:
-            loaded = LexicalIndex.load(root, reuse=self._lexical)  # segments held already are not read again
-            if loaded is not None and loaded.generation == generation:
-                return loaded
-        started = time.perf_counter()
-        # Labelled with the generation read before the chunks: a run that lands meanwhile
-        # publishes a newer one, and the next check rebuilds again.
-        rebuilt = LexicalIndex.from_chunks(self.store.all_chunks(), generation)
-        log.info("BM25 index rebuilt from the store: %d chunks, generation %d, %.1f s",
-                 len(rebuilt), generation, time.perf_counter() - started)
-        with contextlib.suppress(OSError):  # only a cache: a read-only data dir still answers
-            rebuilt.save(root)
-        return rebuilt
+    def _follow(self, generation: int) -> LexicalIndex:
+        lexical, self.last_follow = follow(self.store, self.settings.lexical_dir, self._lexical, generation)
+        if self.last_follow.mode != "loaded":
+            with contextlib.suppress(OSError):  # only a cache: a read-only data dir still answers
+                lexical.save(self.settings.lexical_dir)
+        return lexical
 
     def unknown_terms(self, question: str) -> list[str]:
         """Names and figures in the question that no indexed chunk contains ("SMIC", "7nm").

@@ -7,8 +7,9 @@ The steps, in order, for one run (``Indexer.run``):
 3. remove: files that left disk lose their chunks (no stale vectors);
 4. for every file whose content hash changed: load, chunk, embed (batched across files),
    delete old chunks, write new ones, then mark the file done;
-5. publish the new index generation in the store's metadata (other app instances sharing a
-   Chroma server poll it), then rebuild the BM25 index if anything changed.
+5. publish the new index generation in the store's metadata, with the sources this run changed
+   and removed (other app instances sharing a Chroma server poll it and follow), then update the
+   BM25 index if anything changed.
 
 ``Indexer.index_documents`` takes documents that are no files (a BEIR corpus) through the same
 steps, step 3 aside: what is not given is kept.
@@ -34,6 +35,7 @@ from index.discovery import discover, is_under
 from index.embedding import TextEmbedder
 from index.index_report import FileFailure, IndexReport
 from index.lexical import LexicalIndex, lexical_row
+from index.lexical_follow import follow
 from index.loaders import SUPPORTED_SUFFIXES, LoadError, SourceDocument, load
 from index.manifest import FileRecord, Manifest
 from index.settings import Settings
@@ -174,13 +176,18 @@ class Indexer:
                 else:
                     store = ChunkStore(client, self.settings.collection, self.identity)
                 before = manifest.generation()
+                # A run killed after writing and before publishing left changes that no report lists.
+                unpublished = before != 0 and manifest.get_meta("published_generation") != str(before)
                 write(store, manifest, report)
                 generation = manifest.generation()
                 # Published only now that every chunk of the run is stored, so an instance that
-                # sees this generation and rebuilds its BM25 from the store finds them all. A run
-                # killed before this line publishes on the next run.
+                # sees this generation and fetches the listed sources (or every chunk) from the
+                # store finds them all. A run killed before this line publishes on the next run.
                 if manifest.get_meta("published_generation") != str(generation):
-                    store.publish_generation(generation)
+                    store.publish_generation(
+                        generation, [*report.added, *report.updated],
+                        [*report.removed, *report.repaired],
+                        everything=rebuild or unpublished, log_keep=self.settings.lexical_log_keep)
                     manifest.set_meta("published_generation", str(generation))
                 saved = LexicalIndex.saved_generation(self.settings.lexical_dir)
                 if report.changed or rebuild or saved != generation:
@@ -199,7 +206,8 @@ class Indexer:
         """The BM25 index for ``generation``: the saved one updated with ``changes`` where it can be."""
         if self.settings.chroma_url:
             # A shared server may hold chunks that other data dirs indexed; only it knows them all.
-            return LexicalIndex.from_chunks(store.all_chunks(), generation)
+            # It follows the server like any instance: this run's sources, or all chunks if it must.
+            return follow(store, self.settings.lexical_dir, None, generation)[0]
         if changes is not None and (previous := LexicalIndex.load(self.settings.lexical_dir)) is not None:
             touched = [*changes.added, *changes.updated, *changes.removed, *changes.repaired]
             updated = previous.replaced(touched, manifest.lexical_rows(touched), generation)

@@ -10,8 +10,9 @@ computes (k1 1.2, b 0.75), with ties broken by chunk id so that row order never 
 
 Each saved index records the manifest generation it reflects, so a reader can tell when a newer
 one exists. With a shared Chroma server the chunks themselves are the source of truth: an
-instance that finds the server at another generation than its own BM25 index rebuilds it from
-the server's chunks (``LexicalIndex.from_chunks``).
+instance that finds the server at another generation than its own BM25 index fetches the chunks
+of the sources the server's change log names and applies them with ``replaced``, or, when the
+log cannot say, rebuilds from all the server's chunks (``from_chunks``); see ``index.lexical_follow``.
 """
 
 from __future__ import annotations

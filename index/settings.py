@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     lexical_check_s: float = Field(
         2.0, ge=0, description="How often a query asks the store whether another instance reindexed it."
     )
+    lexical_log_keep: int = Field(
+        50, ge=1,
+        description="Indexing runs whose changed and removed sources the store's change log keeps. An instance "
+        "that missed no more runs than this updates its BM25 index with only their sources' chunks; one that "
+        "missed more rebuilds it from every chunk.",
+    )
 
     # Loading limits
     follow_external_links: bool = Field(

@@ -3,16 +3,18 @@
 The collection's metadata records what built it (embedding model, dimension, chunker
 signature, schema version). Opening it with anything else is refused, so vectors from two
 models are never mixed in one index. It also carries the index generation the last indexing
-run published: app instances sharing one Chroma server compare it with their own BM25 index
-to notice that another instance reindexed.
+run published, and the change log of the last runs (``index.change_log``): app instances sharing
+one Chroma server compare the generation with their own BM25 index to notice that another
+instance reindexed, and read in the log which sources to fetch again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -22,6 +24,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError, NotFoundError
 
+from index.change_log import Change, ChangeLog
 from index.chunk import Chunk
 from index.filters import Filters, date_number, end_of
 from index.settings import Settings
@@ -29,8 +32,11 @@ from index.settings import Settings
 SCHEMA_VERSION = "1"
 _META_PREFIX = "chokepoint:"
 _GENERATION_KEY = f"{_META_PREFIX}generation"
+_CHANGE_LOG_KEY = f"{_META_PREFIX}changes"
+_DEFAULT_LOG_KEEP: int = Settings.model_fields["lexical_log_keep"].default
 _ADD_BATCH = 1000  # well under Chroma's max batch size
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 class IndexMismatchError(RuntimeError):
@@ -240,14 +246,40 @@ class ChunkStore:
             return None
         if found.id != self.collection.id:
             self._attach()
-        value = (found.metadata or {}).get(_GENERATION_KEY)
-        return int(value) if value is not None else None
+        return _generation_in(found.metadata or {})
 
-    def publish_generation(self, generation: int) -> None:
-        """Record that the chunks now stored are index generation ``generation``."""
+    def change_log(self) -> ChangeLog:
+        """The change log of the last indexing runs, read fresh (one round trip)."""
+        return ChangeLog.from_json(self._metadata().get(_CHANGE_LOG_KEY))
+
+    def publish_generation(self, generation: int, changed: Iterable[str] = (), removed: Iterable[str] = (), *,
+                           everything: bool = False, log_keep: int = _DEFAULT_LOG_KEEP) -> None:
+        """Record that the chunks now stored are index generation ``generation``, and what its run touched.
+
+        ``changed``: sources added or edited since the generation published before; ``removed``: sources
+        whose chunks are gone. ``everything``: too much to list (a rebuild), so followers rebuild.
+        """
+        current = self._metadata()
+        run = Change.of(generation, _generation_in(current), changed, removed, everything)
+        self._publish(current, run, log_keep)
+        # Chroma has no compare-and-set: another data dir publishing at the same moment may have
+        # written over this run's entry, and followers would then miss its sources. Checked, and
+        # if so, a run that changed everything goes on top, so that every follower rebuilds.
+        after = self._metadata()
+        if not ChangeLog.from_json(after.get(_CHANGE_LOG_KEY)).has(generation):
+            newest = max(generation, _generation_in(after) or 0) + 1
+            log.warning("Another indexing run published at the same time as generation %d; publishing "
+                        "generation %d so that every instance rebuilds its BM25 index.", generation, newest)
+            self._publish(after, Change.of(newest, _generation_in(after), (), (), everything=True), log_keep)
+
+    def _metadata(self) -> dict[str, Any]:
+        return dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
+
+    def _publish(self, current: dict[str, Any], run: Change, log_keep: int) -> None:
+        changes = ChangeLog.from_json(current.get(_CHANGE_LOG_KEY)).with_run(run, log_keep)
         # Chroma replaces the whole metadata on modify: keep the identity keys.
-        current = self.client.get_collection(self.name, embedding_function=None).metadata or {}
-        self.collection.modify(metadata={**current, _GENERATION_KEY: int(generation)})
+        self.collection.modify(metadata={**current, _GENERATION_KEY: int(run.generation),
+                                         _CHANGE_LOG_KEY: changes.to_json()})
 
     def _read(self, operation: Callable[[Any], _T]) -> _T:
         """Run a read on the collection: again if a concurrent write tripped it, anew if it was rebuilt."""
@@ -291,6 +323,22 @@ class ChunkStore:
 
     def ids_for_source(self, source: str) -> list[str]:
         return list(self._read(lambda collection: collection.get(where={"source": source}, include=[]))["ids"])
+
+    def chunks_of(self, sources: Iterable[str], batch: int = 5000) -> Iterator[Chunk]:
+        """The stored chunks of ``sources``: a hundred sources per request, ``batch`` chunks per page."""
+        sources = sorted(set(sources))
+        for start in range(0, len(sources), 100):
+            names = sources[start : start + 100]
+            where = {"source": names[0]} if len(names) == 1 else {"source": {"$in": names}}
+            offset = 0
+            while True:
+                page = self._read(lambda collection, offset=offset, where=where: collection.get(
+                    where=where, include=["documents", "metadatas"], limit=batch, offset=offset))
+                if not page["ids"]:
+                    break
+                for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+                    yield chunk_from_record(i, d or "", m or {})
+                offset += len(page["ids"])
 
     def all_chunks(self, batch: int = 5000) -> Iterable[Chunk]:
         offset = 0
@@ -349,6 +397,11 @@ class ChunkStore:
         kept = [by_id[i] for i in ids if i in by_id]
         rows = np.asarray([e for _, e in kept], dtype=np.float32).reshape(len(kept), self.identity.dimension)
         return [chunk for chunk, _ in kept], rows
+
+
+def _generation_in(metadata: dict[str, Any]) -> int | None:
+    value = metadata.get(_GENERATION_KEY)
+    return int(value) if value is not None else None
 
 
 def now_iso() -> str:
