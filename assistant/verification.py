@@ -149,6 +149,12 @@ def verbatim_key(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
+SENTENCE_BATCH = 8
+"""Sentences per model call. On the 10k benchmark's shortlists (16 sentences of 10 to 60 word pieces),
+sorted groups of 8 take 0.88 of the time of one batch of 16, paired on the same sentences; groups of 4
+gain nothing (each call has its own overhead)."""
+
+
 class SentenceVectors:
     """Sentence embeddings with a bounded cache: passages recur across questions, and the
     extractive answerer and the verifier look at the same sentences."""
@@ -165,7 +171,7 @@ class SentenceVectors:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            fresh = self.embedder.encode(missing)
+            fresh = self._encode(missing)
             with self._lock:
                 for text, vector in zip(missing, fresh, strict=True):
                     self._cache[text] = vector
@@ -181,6 +187,16 @@ class SentenceVectors:
                     self._cache.move_to_end(text)
                 rows.append(vector)
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Shortest first, a few at a time: a batch pads every sentence to its longest, and one long
+        sentence in a batch of sixteen short ones doubles what the model computes."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), self.embedder.dimension), dtype=np.float32)
+        for start in range(0, len(order), SENTENCE_BATCH):
+            rows = order[start : start + SENTENCE_BATCH]
+            vectors[rows] = self.embedder.encode([texts[i] for i in rows])
+        return vectors
 
     def remember(self, text: str, vector: np.ndarray) -> None:
         """Keep a vector computed elsewhere by the same model (the retriever's query vector)."""
