@@ -17,11 +17,25 @@ Measured per size, over ``--queries`` varied questions, as p50/p95 in ms:
 - the extractive answer through the whole pipeline (answered questions only).
 Then, in a fresh process, the peak RSS of an engine holding the largest corpus and answering.
 A PNG plot of latency against corpus size is written to ``benchmarks/query_latency.png``.
+
+A million chunks (issue 16): ``--random-vectors-from N`` builds sizes at or above N with seeded random
+unit vectors instead of the model's (``benchmarks/random_corpus.py``: resumable, killable, run it in
+the background with ``--build-only``). Queries are still embedded by the real model, so dense results
+on such a corpus mean nothing; latency and memory are what is measured. ``--server`` adds server
+mode on the largest size (``benchmarks/server_mode.py``): ``chroma run`` on the corpus folder, an
+app-like instance's first start (full BM25 rebuild from the server), its latency and RSS, and the
+follow of an edit made by another instance.
+
+    python benchmarks/bench_query.py --sizes 1000000 --random-vectors-from 1000000 --build-only
+    python benchmarks/bench_query.py --sizes 1000000 --random-vectors-from 1000000 --out million.json
+    python benchmarks/bench_query.py --sizes 1000000 --random-vectors-from 1000000 --server --no-embedded \
+        --out million-server.json
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -38,18 +52,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
-from benchmarks import corpus
-from benchmarks.common import ROOT, load_average
+from benchmarks import corpus, random_corpus
+from benchmarks.common import ROOT, bench_settings, load_average, rss_mib
 
 SEED = 7
 QUERY_SEED = 11
 _BUILT = "built.json"
-
-
-def bench_settings(folder: Path) -> Any:
-    from index.settings import Settings
-
-    return Settings(data_dir=folder / "data", sources_dir=folder / "sources")
 
 
 def build_with_indexer(folder: Path, size: int, embedder: Any) -> dict[str, Any]:
@@ -129,17 +137,35 @@ def build_direct(folder: Path, size: int, embedder: Any, batch: int = 2000) -> d
             "resumed_from": done or None}
 
 
-def ensure_corpus(size: int, short_from: int, embedder: Any) -> Path:
-    """The cached corpus folder for ``size``, built now if it is missing or incomplete."""
+def ensure_corpus(size: int, short_from: int, embedder: Any, random_from: int | None = None) -> Path | None:
+    """The cached corpus folder for ``size``, built now if it is missing or incomplete.
+
+    None when a random-vector build was stopped by a signal before it finished (run again to resume).
+    """
+    from index.indexer import index_identity
     from index.settings import Settings
 
     folder = Settings().data_dir.resolve() / "bench" / str(size)
     marker = folder / _BUILT
+    random_vectors = random_from is not None and size >= random_from
     if marker.exists():
+        built_random = json.loads(marker.read_text()).get("kind") == random_corpus.KIND
+        if built_random != random_vectors:
+            # Latency figures of the two kinds are not comparable: never measure one for the other.
+            raise SystemExit(f"{folder} holds a corpus {'with' if built_random else 'without'} random vectors; "
+                             f"{'drop' if built_random else 'add'} --random-vectors-from, or move the folder away")
         return folder
     print(f"building the {size}-chunk corpus under {folder} (load {load_average()})", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    info = build_direct(folder, size, embedder) if size >= short_from else build_with_indexer(folder, size, embedder)
+    if random_vectors:
+        settings = bench_settings(folder)
+        info = random_corpus.build(folder, size, settings, index_identity(settings, embedder))
+        if info is None:
+            return None
+    elif size >= short_from:
+        info = build_direct(folder, size, embedder)
+    else:
+        info = build_with_indexer(folder, size, embedder)
     info["load_average"] = load_average()
     marker.write_text(json.dumps(info, indent=2))
     print(json.dumps(info), flush=True)
@@ -178,9 +204,18 @@ def measure(folder: Path, embedder: Any, questions: list[str], answers: int) -> 
     modes = {"hybrid": engine.retriever,
              "dense": Retriever(settings, engine.store, embedder, mode="dense"),
              "bm25": Retriever(settings, engine.store, embedder, mode="lexical")}
-    for retriever in modes.values():  # first query loads BM25 and Chroma's HNSW index
+    first: dict[str, float] = {}
+    for name, retriever in modes.items():  # first query loads BM25 and Chroma's HNSW index
+        started = time.perf_counter()
         retriever.retrieve(questions[0])
-    matrix = all_vectors(engine.store)
+        first[name] = round(time.perf_counter() - started, 2)
+    built = json.loads((folder / _BUILT).read_text())
+    if built.get("kind") == random_corpus.KIND:
+        print(random_corpus.NOTE, flush=True)
+        # The same seeded vectors the build stored, drawn again: reading a million back from Chroma takes minutes.
+        matrix = random_corpus.all_vectors(built["chunks"], engine.store.identity.dimension)
+    else:
+        matrix = all_vectors(engine.store)
     k = settings.top_k
 
     times: dict[str, list[float]] = {name: [] for name in ("embed", *modes, "brute_force", "brute_force_search")}
@@ -217,10 +252,10 @@ def measure(folder: Path, embedder: Any, questions: list[str], answers: int) -> 
             refused += 1
         else:
             answer_times.append(time.perf_counter() - started)
-    built = json.loads((folder / _BUILT).read_text())
+    note = {"note": random_corpus.NOTE} if built.get("kind") == random_corpus.KIND else {}
     return {
-        "chunks": int(matrix.shape[0]), "corpus": built, "queries": len(questions),
-        "load_average": load_average(),
+        "chunks": int(matrix.shape[0]), "corpus": built, "queries": len(questions), **note,
+        "load_average": load_average(), "first_query_s": first,
         **{name: percentiles(samples) for name, samples in times.items()},
         "extractive_answer": {**percentiles(answer_times), "answered": len(answer_times), "refused": refused},
     }
@@ -241,8 +276,7 @@ def memory_child(folder: Path, count: int) -> None:
     extractive = engine.answerer("extractive")
     for question in corpus.queries(QUERY_SEED, count):
         engine.pipeline.ask(extractive, question)
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    mib = {key: round(int(status[key].split()[0]) / 1024, 1) for key in ("VmHWM", "VmRSS")}
+    mib = rss_mib()
     print(json.dumps({"chunks": engine.store.count(), "peak_rss_mib": mib["VmHWM"], "rss_mib": mib["VmRSS"],
                       "questions": count}))
 
@@ -284,7 +318,15 @@ def main() -> None:
                         help="sizes at or above this are built from short chunks through the store APIs")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--answers", type=int, default=50, help="questions answered extractively per size")
+    parser.add_argument("--random-vectors-from", type=int, default=None, metavar="N",
+                        help="sizes at or above N store seeded random unit vectors instead of the model's "
+                             "(benchmarks/random_corpus.py): resumable, for 1M chunks; latency only, not relevance")
     parser.add_argument("--build-only", action="store_true", help="build and cache the corpora, measure nothing")
+    parser.add_argument("--server", action="store_true",
+                        help="also measure server mode on the largest size (benchmarks/server_mode.py)")
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="skip the embedded figures (latency, peak RSS): with --server, server mode only")
+    parser.add_argument("--out", default="query.json", help="file name of the figures under benchmarks/out/")
     parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "query_latency.png")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0: torch's default, one per core)")
@@ -309,25 +351,41 @@ def main() -> None:
     embedder = Embedder(batch_size=Settings().embedding_batch_size)
     embedder.encode(["warm up"])
     sizes = [int(s) for s in args.sizes.split(",")]
-    folders = [ensure_corpus(size, args.short_from, embedder) for size in sizes]
-    if args.build_only:
+    built = [ensure_corpus(size, args.short_from, embedder, args.random_vectors_from) for size in sizes]
+    folders = [folder for folder in built if folder is not None]
+    if args.build_only or len(folders) < len(sizes):
         return
     questions = corpus.queries(QUERY_SEED, args.queries)
-    results = []
-    for size, folder in zip(sizes, folders, strict=True):
-        result = measure(folder, embedder, questions, args.answers)
-        print(json.dumps({"size": size, **result}), flush=True)
-        results.append(result)
-    figures = {
+    figures: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "threads": args.threads or "default",
-        "results": results,
-        "peak_memory": {**peak_memory(folders[-1], 20), "load_average": load_average()},
     }
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "query.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures["peak_memory"]))
+    results = []
+    if not args.no_embedded:
+        for size, folder in zip(sizes, folders, strict=True):
+            result = measure(folder, embedder, questions, args.answers)
+            print(json.dumps({"size": size, **result}), flush=True)
+            results.append(result)
+        figures["results"] = results
+        figures["peak_memory"] = {**peak_memory(folders[-1], 20), "load_average": load_average()}
+        print(json.dumps(figures["peak_memory"]), flush=True)
+    if args.server:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        from benchmarks import server_mode
+        from index.indexer import index_identity
+
+        # The server takes over the folder: drop this process's embedded Chroma of the closed engines. It
+        # only read; still, `--server --no-embedded` in a process of its own is the cleaner run.
+        gc.collect()
+        SharedSystemClient.clear_system_cache()
+        gc.collect()
+        settings = bench_settings(folders[-1])
+        figures["server_mode"] = server_mode.measure(
+            folders[-1], folders[-1] / "server-mode", index_identity(settings, embedder), args.queries, 20, QUERY_SEED)
+    (out / args.out).write_text(json.dumps(figures, indent=2))
     if len(results) > 1:
         plot(results, args.plot, figures["threads"])
         print(f"plot: {args.plot}")

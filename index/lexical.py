@@ -24,7 +24,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,8 @@ B = 0.75
 MAX_SEGMENTS = 8
 MAX_DELETED = 0.25
 """Merge every segment into one when there are more than this many, or this share of rows is deleted."""
+_WEIGHT_BLOCK = 1 << 18
+"""Postings per block when working out term-frequency weights (2 MiB float64 temporaries)."""
 
 
 class LexicalIndex:
@@ -76,9 +78,15 @@ class LexicalIndex:
         self._masks: dict[Filters, np.ndarray] = {}
 
     def _tf_weights(self, segment: Segment) -> np.ndarray:
-        tfs = segment.tfs.astype(np.float64)
-        norm = K1 * ((1 - B) + B * segment.lengths[segment.rows].astype(np.float64) / self._avg_length)
-        return (tfs / (norm + tfs)).astype(np.float32)
+        weights = np.empty(segment.tfs.size, dtype=np.float32)
+        # In blocks: over a whole segment of a million chunks (31M postings) the float64
+        # temporaries added 0.8 GiB to the peak of every load. Element-wise, so the result is the same.
+        for start in range(0, weights.size, _WEIGHT_BLOCK):
+            part = slice(start, start + _WEIGHT_BLOCK)
+            tfs = segment.tfs[part].astype(np.float64)
+            norm = K1 * ((1 - B) + B * segment.lengths[segment.rows[part]].astype(np.float64) / self._avg_length)
+            weights[part] = tfs / (norm + tfs)
+        return weights
 
     @classmethod
     def build(cls, rows: Iterable[LexicalRow], generation: int) -> LexicalIndex:
@@ -89,11 +97,23 @@ class LexicalIndex:
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[Chunk], generation: int) -> LexicalIndex:
-        """Build from stored chunks, in the same row order as ``build`` from the manifest gets."""
+        """Build from stored chunks, one at a time, in the order they come.
+
+        Only their ids are held besides the index. Holding every chunk first, to sort them, raised
+        the peak RSS of a build from 100k stored chunks from 897 to 1,317 MiB. Rankings do not depend
+        on row order (the average length is an exact sum, and ties go by chunk id).
+        """
         # Paging through a collection that another process is writing can return a chunk twice;
         # a duplicate row would count twice in rank fusion.
-        unique = {chunk.id: chunk for chunk in chunks}
-        return cls.build((lexical_row(unique[i]) for i in sorted(unique)), generation)
+        seen: set[str] = set()
+
+        def rows() -> Iterator[LexicalRow]:
+            for chunk in chunks:
+                if chunk.id not in seen:
+                    seen.add(chunk.id)
+                    yield lexical_row(chunk)
+
+        return cls.build(rows(), generation)
 
     def replaced(self, sources: Iterable[str], rows: Iterable[LexicalRow], generation: int) -> LexicalIndex:
         """This index with every row of ``sources`` deleted and ``rows`` added as a new segment."""

@@ -184,3 +184,24 @@ def test_a_writer_that_loses_the_race_keeps_the_winners_segments(tmp_path, monke
     loser.save(root)
     loaded = LexicalIndex.load(root)
     assert loaded is not None and loaded.ids == winner.ids
+
+
+def test_a_build_from_stored_chunks_ranks_the_same_in_any_order(monkeypatch):
+    """``from_chunks`` builds in the order chunks come (a server's pages), skipping repeats; the weights
+    are worked out in blocks. Neither changes a score."""
+    from index import lexical
+    from index.chunk import Chunk
+    from index.lexical import lexical_row
+
+    rng = random.Random(11)
+    chunks = [Chunk(id=f"{s:02d}-{n}", source=f"{s}.md", ordinal=n, start=0, end=0, title="T", heading="",
+                    text=" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40))) + f" unique{s}",
+                    publisher=rng.choice(["Reuters", "CSET", "Xinhua"]), topics=("chips",))
+              for s in range(40) for n in range(rng.randint(1, 6))]
+    in_order = LexicalIndex.build(sorted((lexical_row(c) for c in chunks), key=lambda r: r.chunk_id), 1)
+    shuffled = rng.sample(chunks, len(chunks))
+    monkeypatch.setattr(lexical, "_WEIGHT_BLOCK", 7)
+    paged = LexicalIndex.from_chunks([*shuffled[:50], *shuffled[40:]], 1)  # ten chunks come twice
+    _same_rankings(paged, in_order)
+    for query in QUERIES:
+        assert paged.search(query, 10) == in_order.search(query, 10)  # the very same floats
