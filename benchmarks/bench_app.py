@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT, load_average
+from benchmarks.common import ROOT, load_average, stop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -115,15 +115,6 @@ def start_app(app: Path, folder: Path, log: Path) -> tuple[subprocess.Popen, str
             time.sleep(0.2)
     process.kill()
     raise SystemExit(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def ask(page: Any, question: str) -> tuple[float, str]:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from benchmarks import corpus, random_corpus
-from benchmarks.common import bench_settings, load_average, rss_mib
+from benchmarks.common import bench_settings, load_average, rss_mib, stop
 
 EDIT_WORD = "zqedit"
 """Put into an edited source's text, with the generation: a BM25 search for it proves the edit was followed."""
@@ -98,12 +98,7 @@ def chroma_server(chroma_dir: Path, log: Path, timeout_s: float = 300) -> Iterat
                     time.sleep(0.2)
             yield url, server.pid
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server, timeout=60)
 
 
 def edit_one_source(folder: Path, url: str, identity: Any) -> dict[str, Any]:
