@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import uuid
+from array import array
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +55,22 @@ class Segment:
         fields: dict[Fields, int] = {}
         fields_of: list[int] = []
         vocab: dict[str, int] = {}
-        term_ids: list[int] = []
+        # Counted per row into 4-byte arrays: a list of Python ints, or a (row, term) key per token
+        # counted with np.unique, cost 30-60 bytes per token and set the peak of a large build.
+        term_of, tfs, distinct = array("i"), array("i"), array("i")
         lengths: list[int] = []
         for row in rows:
             ids.append(row.chunk_id)
             fields_of.append(fields.setdefault(Fields.of(row.filters), len(fields)))
             lengths.append(len(row.tokens))
-            term_ids.extend(vocab.setdefault(token, len(vocab)) for token in row.tokens)
-        row_of = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
-        # One (row, term) key per token; counting equal keys gives the term frequencies.
-        width = max(len(vocab), 1)
-        keys, tfs = np.unique(row_of * width + np.asarray(term_ids, dtype=np.int64), return_counts=True)
+            counts = Counter(row.tokens)
+            term_of.extend(vocab.setdefault(token, len(vocab)) for token in counts)
+            tfs.extend(counts.values())
+            distinct.append(len(counts))
+        row_of = np.repeat(np.arange(len(ids), dtype=np.int32), np.frombuffer(distinct, dtype=np.int32))
         return cls._from_postings(ids, list(fields), np.asarray(fields_of, dtype=np.int64), list(vocab),
-                                  keys % width, keys // width, tfs, np.asarray(lengths, dtype=np.int64))
+                                  np.frombuffer(term_of, dtype=np.int32), row_of, np.frombuffer(tfs, dtype=np.int32),
+                                  np.asarray(lengths, dtype=np.int64))
 
     @classmethod
     def merged(cls, parts: list[tuple[Segment, np.ndarray]]) -> Segment:

@@ -340,16 +340,19 @@ class ChunkStore:
                     yield chunk_from_record(i, d or "", m or {})
                 offset += len(page["ids"])
 
-    def all_chunks(self, batch: int = 5000) -> Iterable[Chunk]:
-        offset = 0
-        while True:
-            page = self._read(lambda collection, offset=offset: collection.get(
-                include=["documents", "metadatas"], limit=batch, offset=offset))
-            if not page["ids"]:
-                return
+    def all_chunks(self, batch: int = 5000) -> Iterator[Chunk]:
+        """Every stored chunk: the ids listed once, then fetched ``batch`` at a time by id.
+
+        Paging with ``offset`` costs a scan per page: 5-7 s a page of 5,000 at a million chunks on
+        a Chroma server (780 s in all), against 10 s to list the ids and under 1 s a page by id.
+        A chunk removed between the listing and its page is left out, as it would be a moment later.
+        """
+        ids = self._read(lambda collection: collection.get(include=[]))["ids"]
+        for start in range(0, len(ids), batch):
+            page = self._read(lambda collection, part=ids[start : start + batch]: collection.get(
+                ids=part, include=["documents", "metadatas"]))
             for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
                 yield chunk_from_record(i, d or "", m or {})
-            offset += len(page["ids"])
 
     def sources(self) -> dict[str, int]:
         """Chunk count per source, read from the store itself."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_note
 
 from index.filters import Filters
 from index.indexer import Indexer
-from index.lexical import MAX_SEGMENTS, LexicalIndex, chunk_filters
+from index.lexical import MAX_SMALL_SEGMENTS, LexicalIndex, chunk_filters
 from index.manifest import LexicalRow, Manifest
 from index.segment import Segment
 from index.words import tokenize
@@ -65,7 +66,7 @@ def test_updates_in_place_rank_exactly_as_a_rebuild(tmp_path):
         index = index.replaced(changes, (r for s in changes for r in rows.get(s, [])), generation)
         saw_segments |= len(index.segments) > 2
         saw_merge |= len(index.segments) == 1
-        assert len(index.segments) <= MAX_SEGMENTS
+        assert len(index.segments) <= MAX_SMALL_SEGMENTS
         _same_rankings(index, LexicalIndex.build(_all(rows), generation))
         # A reader of the saved index sees the same thing.
         index.save(tmp_path / "bm25")
@@ -73,6 +74,33 @@ def test_updates_in_place_rank_exactly_as_a_rebuild(tmp_path):
         assert loaded is not None and loaded.generation == generation
         _same_rankings(loaded, index)
     assert saw_segments and saw_merge
+
+
+def test_a_large_index_is_built_and_merged_a_segment_at_a_time(monkeypatch):
+    # Segments of at most 12 rows stand for the 65,536 of a real index: a build or a merge never
+    # works on more than about one segment's rows, and large segments are left alone by updates.
+    monkeypatch.setattr("index.lexical.SEGMENT_ROWS", 12)
+    rng = random.Random(13)
+    rows = _corpus(rng, [f"{n}.md" for n in range(60)])
+    index = LexicalIndex.build(_all(rows), 1)
+    assert len(index.segments) == -(-len(_all(rows)) // 12) and all(len(s.ids) <= 12 for s in index.segments)
+    whole = LexicalIndex([Segment.from_rows(_all(rows))], [np.zeros(len(_all(rows)), dtype=bool)], 1)
+    _same_rankings(index, whole)
+    edited = {"0.md", "1.md", "2.md"}
+    # Full segments that never hold a row of an edited source are neither small nor losing rows.
+    kept = {s.name for s in index.segments if len(s.ids) == 12 and not {f.source for f in s.fields} & edited}
+    assert kept
+    for generation in range(2, 40):
+        source = sorted(edited)[generation % 3]
+        rows[source] = [_row(source, n, rng) for n in range(rng.randint(1, 4))]
+        before = {s.name for s in index.segments}
+        index = index.replaced([source], rows[source], generation)
+        merged = [s for s in index.segments if s.name not in before]
+        assert all(len(s.ids) <= 24 for s in merged), "a merge took in more than two segments' worth"
+        small = [s for s, d in zip(index.segments, index.deleted, strict=True) if (~d).sum() < 12]
+        assert len(small) <= MAX_SMALL_SEGMENTS + 1
+        _same_rankings(index, LexicalIndex.build(_all(rows), generation))
+    assert kept <= {s.name for s in index.segments}, "an update rewrote a large segment it did not touch"
 
 
 def test_a_term_only_deleted_chunks_had_is_unknown():
