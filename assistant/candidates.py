@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, replace
 
 from assistant.question import QuestionForm, answer_values, counts_unit
-from assistant.text import Span, years
+from assistant.text import years
 from assistant.verification import PassageView, is_gap_statement
+from index.sentences import Span
 from index.words import content_words
 
 COVER_WEIGHT = 0.5

@@ -7,10 +7,13 @@ per command) and shared by every question. The LLM is started only when first as
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from chromadb.api.shared_system_client import SharedSystemClient
 
 from assistant.answerers import Answerer, LLMAnswerer
@@ -23,10 +26,13 @@ from assistant.verification import SentenceVectors, Verifier
 from index.embedding import TextEmbedder
 from index.index_report import IndexReport
 from index.indexer import Indexer, IndexLockedError, ProgressHook, index_identity
+from index.manifest import Manifest
 from index.remote_embedding import make_embedder
 from index.settings import Settings
 from index.status import IndexStatus, index_status
 from index.store import ChunkStore, make_client
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -42,7 +48,8 @@ class Engine:
         # rankings and the verifier's checks read the same sentences with the same model.
         # Question-time text goes to ``query_embedder``: with an embeddings server that serves the packaged
         # model, the local copy (no round trip per question); the indexer always uses ``embedder``.
-        self.vectors = SentenceVectors(self.embedder.query_embedder)
+        self._manifest: Manifest | None = None
+        self.vectors = SentenceVectors(self.embedder.query_embedder, stored=self._stored_sentence_vectors)
         self.verifier = Verifier(self.vectors, settings.support_threshold)
         self.extractive = ExtractiveAnswerer(self.verifier, self.vectors, shortlist=settings.extractive_shortlist)
         self._open()
@@ -64,6 +71,23 @@ class Engine:
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
             max_passages=self.settings.max_passages, preview=self.extractive, vectors=self.vectors,
         )
+
+    def _stored_sentence_vectors(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The indexer's vectors for these sentences, from this data dir's manifest.
+
+        None are found in server mode for sources another data dir indexed: those are embedded here.
+        """
+        if self._manifest is None and not self.settings.manifest_path.exists():
+            return {}  # nothing indexed yet; opening would create the file
+        try:
+            with self._lock:
+                if self._manifest is None:
+                    self._manifest = Manifest(self.settings.manifest_path)
+            return self._manifest.sentence_vectors(texts, self.embedder.query_embedder.dimension)
+        except sqlite3.Error as exc:
+            log.warning("Sentence vectors could not be read from %s (%s): embedding them instead.",
+                        self.settings.manifest_path, exc)
+            return {}
 
     def answerer(self, name: str | None = None) -> Answerer:
         """``extractive`` or ``llm`` (the configured endpoint, else the embedded model)."""

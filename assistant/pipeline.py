@@ -30,9 +30,10 @@ from assistant.hop import SecondHop
 from assistant.passage import Passage
 from assistant.prompts import REFUSAL_TEXT
 from assistant.retrieval import Retriever
-from assistant.text import sentences, years
+from assistant.text import years
 from assistant.verification import SentenceVectors, Verification, Verified, Verifier, verbatim_key
 from index.filters import Filters
+from index.sentences import sentences
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant.passage import Passage
-from assistant.text import Span, sentences
+from index.sentences import Span, sentences
 from index.tokens import count_tokens
 from index.words import content_words
 

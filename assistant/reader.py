@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from assistant.passage import Passage
-from assistant.text import Span, sentences
 from assistant.verification import SentenceVectors
+from index.sentences import Span, sentences
 from index.tokens import count_tokens
 from index.words import content_words
 

@@ -1,4 +1,4 @@
-"""Small text tools shared by the answerers and the verifier: sentences, citation markers, numbers.
+"""Small text tools shared by the answerers and the verifier: citation markers, numbers, years.
 
 Their words (stems, stop words) come from ``index.words``, as BM25's do.
 """
@@ -6,51 +6,12 @@ Their words (stems, stop words) come from ``index.words``, as BM25's do.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 
-# A sentence keeps its closing quotes and any citation markers after its full stop ("... 2020. [3]").
-# Not after an initial ("M. Ward", "J. R. R.") or a title ("Dr. Smith"): those full stops end no sentence.
-_SENTENCE = re.compile(
-    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bSr\.)(?<!\bMrs\.)"
-    r"(?<!\bvs\.)(?<!\bNo\.)(?P<keep>[\"'”’)\]]*(?:[ \t]*\[\d+(?:\s*[,;]\s*\d+)*\])*)\s+(?!\[\d)(?=[\"'“‘(\[A-Z0-9*])"
-    r"|\n\s*\n|\n(?=\s*[-*•] |\s*\d+\. )"
-)
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 # Numbers that add nothing to check: list ordinals and the like are filtered by length below.
 _NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
                  "eight": "8", "nine": "9", "ten": "10", "dozen": "12", "twenty": "20", "hundred": "100"}
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    text: str
-
-
-def sentences(text: str) -> Iterator[Span]:
-    """Sentence spans of ``text`` (stripped, offsets into ``text``); Markdown headings are skipped."""
-    position = 0
-    for match in [*_SENTENCE.finditer(text), None]:
-        if match is None:
-            end = len(text)
-        elif match.group("keep") is not None:
-            end = match.end("keep")
-        else:
-            end = match.start()
-        start = position
-        while start < end and text[start].isspace():
-            start += 1
-        stop = end
-        while stop > start and text[stop - 1].isspace():
-            stop -= 1
-        piece = text[start:stop]
-        if piece and not piece.startswith("#") and re.search(r"[A-Za-z]{2}", piece):
-            yield Span(start, stop, piece)
-        if match:
-            position = match.end()
 
 
 def numbers(text: str) -> set[str]:

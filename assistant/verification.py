@@ -16,15 +16,16 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from assistant.answer import AnswerSentence, Citation
 from assistant.passage import Passage
-from assistant.text import Span, citation_markers, numbers, sentences, spelled_numbers
+from assistant.text import citation_markers, numbers, spelled_numbers
 from index.embedding import TextEmbedder
+from index.sentences import Span, sentences
 from index.words import content_words
 
 _REFUSAL = re.compile(
@@ -159,9 +160,12 @@ class SentenceVectors:
     """Sentence embeddings with a bounded cache: passages recur across questions, and the
     extractive answerer and the verifier look at the same sentences."""
 
-    def __init__(self, embedder: TextEmbedder, size: int = 50_000) -> None:
+    def __init__(self, embedder: TextEmbedder, size: int = 50_000,
+                 stored: Callable[[list[str]], dict[str, np.ndarray]] | None = None) -> None:
         self.embedder = embedder
         self.size = size
+        self.stored = stored
+        """Vectors the indexer computed for passage sentences (``Settings.sentence_vectors``), by text."""
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -170,10 +174,12 @@ class SentenceVectors:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            fresh = self._encode(missing)
+        found = self.stored(missing) if missing and self.stored is not None else {}
+        missing = [text for text in missing if text not in found]
+        if missing or found:
+            fresh = dict(zip(missing, self._encode(missing), strict=True)) if missing else {}
             with self._lock:
-                for text, vector in zip(missing, fresh, strict=True):
+                for text, vector in [*found.items(), *fresh.items()]:
                     self._cache[text] = vector
                 while len(self._cache) > self.size:
                     self._cache.popitem(last=False)

@@ -37,7 +37,8 @@ from index.index_report import FileFailure, IndexReport
 from index.lexical import LexicalIndex, lexical_row
 from index.lexical_follow import follow
 from index.loaders import SUPPORTED_SUFFIXES, LoadError, SourceDocument, load
-from index.manifest import FileRecord, Manifest
+from index.manifest import FileRecord, Manifest, SentenceVector
+from index.sentences import sentences
 from index.settings import Settings
 from index.store import ChunkStore, IndexIdentity, is_damaged_vector_index, make_client, now_iso
 
@@ -179,6 +180,7 @@ class Indexer:
                 # A run killed after writing and before publishing left changes that no report lists.
                 unpublished = before != 0 and manifest.get_meta("published_generation") != str(before)
                 write(store, manifest, report)
+                self._backfill_sentence_vectors(store, manifest)
                 generation = manifest.generation()
                 # Published only now that every chunk of the run is stored, so an instance that
                 # sees this generation and fetches the listed sources (or every chunk) from the
@@ -338,6 +340,7 @@ class Indexer:
         names = [candidate.name for candidate, _ in batch]
         chunks = [chunk for _, file_chunks in batch for chunk in file_chunks]
         vectors = self.embedder.encode([chunk.embedding_text for chunk in chunks])
+        sentence_vectors = self._sentence_vectors(chunks)  # before the journal: a crash in it loses nothing
         manifest.mark_pending(names)
         store.delete_sources([name for name in names if name in known])
         store.upsert(chunks, vectors)
@@ -346,12 +349,37 @@ class Indexer:
             FileRecord(c.name, c.size, c.mtime_ns, c.sha256, len(file_chunks), "done", indexed_at)
             for c, file_chunks in batch
         ]
-        manifest.commit_files(records, [lexical_row(chunk) for chunk in chunks])
+        manifest.commit_files(records, [lexical_row(chunk) for chunk in chunks], sentence_vectors)
         for name in names:
             (report.updated if name in known else report.added).append(name)
         report.chunks_written += len(chunks)
         if progress:
             progress("chunks", report.chunks_written, report.chunks_written)
+
+    def _sentence_vectors(self, chunks: list[Chunk]) -> list[SentenceVector]:
+        """Each distinct sentence of ``chunks`` (per source), embedded, when the settings keep them."""
+        if not self.settings.sentence_vectors:
+            return []
+        pairs = list(dict.fromkeys((chunk.source, span.text) for chunk in chunks for span in sentences(chunk.text)))
+        texts = list(dict.fromkeys(text for _, text in pairs))
+        vectors = dict(zip(texts, self.embedder.encode(texts), strict=True)) if texts else {}
+        return [SentenceVector(source, text, vectors[text]) for source, text in pairs]
+
+    def _backfill_sentence_vectors(self, store: ChunkStore, manifest: Manifest) -> None:
+        """Sentence vectors for the files of a data dir indexed while they were not kept.
+
+        Once: a meta flag records that every file has them, and is cleared by any run without them.
+        """
+        if not self.settings.sentence_vectors:
+            manifest.set_meta("sentence_vectors", "")
+            return
+        if manifest.get_meta("sentence_vectors") == "kept":
+            return
+        paths = manifest.paths_without_sentence_vectors()
+        for start in range(0, len(paths), 100):
+            part = paths[start : start + 100]
+            manifest.add_sentence_vectors(self._sentence_vectors(list(store.chunks_of(part))))
+        manifest.set_meta("sentence_vectors", "kept")
 
     def _fits_embedder(self, text: str) -> bool:
         limit = self.embedder.max_tokens  # asked per chunk: a run with nothing to chunk loads no model

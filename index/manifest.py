@@ -6,17 +6,25 @@ marked ``done`` with the new hash. A run killed in between leaves ``pending`` ro
 next run deletes those files' chunks and indexes them again: nothing orphaned, nothing doubled.
 
 It also keeps each chunk's BM25 tokens, written in the same transaction as the file's
-``done`` mark, so the lexical index can be rebuilt without touching the store.
+``done`` mark, so the lexical index can be rebuilt without touching the store; and, when
+``Settings.sentence_vectors`` is on, the embedding of each sentence of its chunks, found again by
+the sentence's text at question time (``sentence_vectors``), where computing them cost most of an
+extractive answer's time. A sentence that two files share is kept once per file, so forgetting one
+file leaves the other's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -36,6 +44,13 @@ CREATE TABLE IF NOT EXISTS lexical (
 );
 CREATE INDEX IF NOT EXISTS lexical_path ON lexical (path);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    key BLOB NOT NULL,
+    path TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (key, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sentence_vectors_path ON sentence_vectors (path);
 """
 
 
@@ -51,11 +66,22 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class SentenceVector:
+    path: str
+    text: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
 class LexicalRow:
     chunk_id: str
     path: str
     tokens: list[str]
     filters: dict
+
+
+def sentence_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 class Manifest:
@@ -67,6 +93,8 @@ class Manifest:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # The query threads of an app read sentence vectors through this one connection.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._db.close()
@@ -86,12 +114,14 @@ class Manifest:
                     (path,),
                 )
 
-    def commit_files(self, records: Iterable[FileRecord], lexical: Iterable[LexicalRow]) -> None:
-        """Mark files done, with their chunks' BM25 tokens, in one transaction."""
+    def commit_files(self, records: Iterable[FileRecord], lexical: Iterable[LexicalRow],
+                     sentences: Iterable[SentenceVector] = ()) -> None:
+        """Mark files done, with their chunks' BM25 tokens and sentence vectors, in one transaction."""
         records = list(records)
-        with self._transaction():
+        with self._lock, self._transaction():
             for record in records:
                 self._db.execute("DELETE FROM lexical WHERE path = ?", (record.path,))
+                self._db.execute("DELETE FROM sentence_vectors WHERE path = ?", (record.path,))
                 self._db.execute(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, 'done', ?)",
                     (record.path, record.size, record.mtime_ns, record.sha256, record.chunks, record.indexed_at),
@@ -100,8 +130,42 @@ class Manifest:
                 "INSERT OR REPLACE INTO lexical VALUES (?, ?, ?, ?)",
                 ((r.chunk_id, r.path, " ".join(r.tokens), json.dumps(r.filters)) for r in lexical),
             )
+            self._insert_sentence_vectors(sentences)
             if records:
                 self._bump_generation()
+
+    def add_sentence_vectors(self, sentences: Iterable[SentenceVector]) -> None:
+        """Sentence vectors for files already done (a data dir indexed before they were kept)."""
+        with self._lock, self._transaction():
+            self._insert_sentence_vectors(sentences)
+
+    def _insert_sentence_vectors(self, sentences: Iterable[SentenceVector]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO sentence_vectors VALUES (?, ?, ?)",
+            ((sentence_key(s.text), s.path, np.asarray(s.vector, dtype=np.float32).tobytes()) for s in sentences),
+        )
+
+    def sentence_vectors(self, texts: list[str], dimension: int) -> dict[str, np.ndarray]:
+        """The stored vectors of those of ``texts`` that are sentences of indexed chunks."""
+        keys = {sentence_key(text): text for text in texts}
+        found: dict[str, np.ndarray] = {}
+        wanted = list(keys)
+        with self._lock:
+            for start in range(0, len(wanted), 500):  # SQLite caps the parameters of one statement
+                part = wanted[start : start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, vector FROM sentence_vectors WHERE key IN ({','.join('?' * len(part))})", part)
+                for key, blob in rows:
+                    if len(blob) == 4 * dimension:  # another model's vectors are not these
+                        found[keys[key]] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def paths_without_sentence_vectors(self) -> list[str]:
+        """Files done whose chunks have no sentence vectors kept (indexed before they were)."""
+        rows = self._db.execute(
+            "SELECT path FROM files WHERE state = 'done' AND chunks > 0 "
+            "AND path NOT IN (SELECT DISTINCT path FROM sentence_vectors) ORDER BY path")
+        return [row[0] for row in rows]
 
     def forget(self, paths: Iterable[str]) -> None:
         """Files whose chunks were deleted from the store."""
@@ -109,6 +173,7 @@ class Manifest:
             for path in paths:
                 self._db.execute("DELETE FROM files WHERE path = ?", (path,))
                 self._db.execute("DELETE FROM lexical WHERE path = ?", (path,))
+                self._db.execute("DELETE FROM sentence_vectors WHERE path = ?", (path,))
             self._bump_generation()
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
@@ -138,6 +203,7 @@ class Manifest:
         with self._transaction():
             self._db.execute("DELETE FROM files")
             self._db.execute("DELETE FROM lexical")
+            self._db.execute("DELETE FROM sentence_vectors")
             self._bump_generation()
 
     def generation(self) -> int:

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         1024, ge=1,
         description="Chunks embedded and committed together (one encode call sorts them all by length).",
     )
+    sentence_vectors: bool = Field(
+        True,
+        description="Also embed every sentence of every chunk when indexing, and keep the vectors in the "
+        "manifest: about twice the embedding work of an indexing run, and an extractive answer no longer "
+        "embeds the sentences it ranks (most of its time). Off for very large corpora: 1.5 KiB a sentence.",
+    )
 
     # Store
     collection: str = "chokepoint"

@@ -168,7 +168,7 @@ def test_chunk_embedding_text_has_context():
 
 
 def test_a_marker_after_the_full_stop_stays_with_its_sentence():
-    from assistant.text import sentences
+    from index.sentences import sentences
 
     draft = "China met 15.9% of demand in 2020. [1]\nSASAC approved the merger in 2021. [2][3]\nA last claim. [4]"
     assert [s.text for s in sentences(draft)] == [

@@ -12,9 +12,9 @@ from conftest import indexed_engine, write_note
 
 from assistant.passage import Passage
 from assistant.question import answer_values, question_form
-from assistant.text import Span
 from assistant.verification import PassageView
 from index.chunk import Chunk
+from index.sentences import Span
 
 
 @pytest.mark.parametrize(("question", "kind"), [
@@ -154,4 +154,3 @@ def test_a_misspelt_name_is_known_even_where_the_stemmer_cuts_the_right_spelling
     # "Tessavision" is indexed as its stem "tessavis", two edits from the typo: the typo's own edits are stemmed.
     assert engine.retriever.unknown_terms("What does Tessavison make?") == []
     assert engine.retriever.unknown_terms("What does Quorbenite make?") == ["Quorbenite"]
-

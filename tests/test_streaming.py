@@ -24,7 +24,7 @@ from conftest import chokepoint_serve, copy_notes, indexed_engine, local_http_se
 
 from assistant.answer import Answer
 from assistant.pipeline import Settled, Token, complete_sentences
-from assistant.text import sentences
+from index.sentences import sentences
 
 # ------------------------------------------------------------------ the verifier, fed in pieces
 
