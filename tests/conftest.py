@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from benchmarks.common import stop
+
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
@@ -222,16 +224,6 @@ def chokepoint_serve(root: Path, env: dict[str, str], token: str) -> Iterator[st
             yield url
         finally:
             stop(process, timeout=15)
-
-
-def stop(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within ``timeout`` seconds."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def require_llm(size: str = "0.5b") -> None:

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_notes, stop
+from conftest import ROOT, copy_notes
+
+from benchmarks.common import stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
