@@ -118,7 +118,7 @@ class Manifest:
                      sentences: Iterable[SentenceVector] = ()) -> None:
         """Mark files done, with their chunks' BM25 tokens and sentence vectors, in one transaction."""
         records = list(records)
-        with self._lock, self._transaction():
+        with self._transaction():
             for record in records:
                 self._db.execute("DELETE FROM lexical WHERE path = ?", (record.path,))
                 self._db.execute("DELETE FROM sentence_vectors WHERE path = ?", (record.path,))
@@ -136,7 +136,7 @@ class Manifest:
 
     def add_sentence_vectors(self, sentences: Iterable[SentenceVector]) -> None:
         """Sentence vectors for files already done (a data dir indexed before they were kept)."""
-        with self._lock, self._transaction():
+        with self._transaction():
             self._insert_sentence_vectors(sentences)
 
     def _insert_sentence_vectors(self, sentences: Iterable[SentenceVector]) -> None:
