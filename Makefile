@@ -33,8 +33,13 @@ app: index
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
+# Two passes: the suite in two workers (xdist), then the tests marked serial, alone, as they measure time
+# or kill processes. Both run whatever the first gave; the first failure's status is the result.
 test: install
-	$(BIN)/python -m pytest
+	@status=0; \
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -p no:xdist -m serial $(PYTEST_ARGS) || { second=$$?; [ $$status -ne 0 ] || status=$$second; }; \
+	exit $$status
 
 lint: install
 	$(BIN)/ruff check .
@@ -61,7 +66,8 @@ ANSWERER ?= extractive
 eval-public: install
 	@for name in $(PUBLIC_SETS); do \
 	  test -f $(EVALDATA)/$$name/set.jsonl || { echo "$(EVALDATA)/$$name/set.jsonl is missing: put the shared eval data beside the project" >&2; exit 2; }; \
-	  export CHOKEPOINT_SOURCES_DIR=$(EVALDATA)/$$name/sources CHOKEPOINT_DATA_DIR=.chokepoint/eval/$$name; \
+	  export CHOKEPOINT_SOURCES_DIR=$(EVALDATA)/$$name/sources CHOKEPOINT_DATA_DIR=.chokepoint/eval/$$name \
+	    CHOKEPOINT_LLM_MODELS_DIR=$${CHOKEPOINT_LLM_MODELS_DIR:-.chokepoint/models}; \
 	  $(BIN)/chokepoint index > /dev/null && \
 	  $(BIN)/chokepoint eval --set $(EVALDATA)/$$name/set.jsonl --answerer $(ANSWERER) \
 	    $(if $(LIMIT),--limit $(LIMIT)) --out evals/out/$$name || exit $$?; \

@@ -26,6 +26,8 @@ from assistant.ui.answer_view import answer_view
 from assistant.ui.chats import ChatStore
 from assistant.ui.conversation import history_turns, message_from_stored
 from assistant.ui.engine_loading import EngineLoading
+from assistant.ui.feedback_view import feedback_widget
+from assistant.ui.filter_view import filter_section
 from assistant.ui.index_view import index_view
 from assistant.ui.options import ask_options, filter_choices
 from assistant.ui.serialize import answer_to_dict
@@ -36,8 +38,6 @@ ANSWERERS = {
     "llm": "LLM",
     "endpoint": "LLM at an endpoint URL",
 }
-ANSWERABLE_YES = "Yes — the sources cover it"
-ANSWERABLE_NO = "No — it should have refused"
 log = logging.getLogger("chokepoint.app")
 
 
@@ -260,34 +260,6 @@ def render_error(message: dict[str, Any], index: int) -> None:
         st.button("Try again", key=f"retry-{index}", on_click=retry, args=(index, None))
 
 
-def save_feedback(mid: int) -> None:
-    rating = {1: "up", 0: "down"}.get(st.session_state.get(f"fb-{mid}"))
-    comment = st.session_state.get(f"fbc-{mid}") or ""
-    answerable = st.session_state.get(f"fba-{mid}", ANSWERABLE_YES) != ANSWERABLE_NO
-    try:
-        store().set_feedback(mid, rating, comment=comment, answerable=answerable)
-    except Exception as exc:
-        flash(f"Feedback not saved: {one_line(exc)}")
-
-
-def feedback_widget(mid: int) -> None:
-    key = f"fb-{mid}"
-    if key not in st.session_state:
-        saved = store().feedback(mid)
-        st.session_state[key] = {"up": 1, "down": 0}.get(saved.rating) if saved else None
-        st.session_state[f"fbc-{mid}"] = saved.comment if saved else ""
-        st.session_state[f"fba-{mid}"] = ANSWERABLE_NO if saved and not saved.answerable else ANSWERABLE_YES
-    rating = st.feedback("thumbs", key=key, on_change=save_feedback, args=(mid,))
-    if rating is None:
-        return
-    if rating == 0:
-        st.radio("Should Chokepoint have answered this from the sources?", [ANSWERABLE_YES, ANSWERABLE_NO],
-                 key=f"fba-{mid}", on_change=save_feedback, args=(mid,), horizontal=True)
-    st.text_input("Comment (optional)", key=f"fbc-{mid}", on_change=save_feedback, args=(mid,),
-                  placeholder="What was right or wrong?")
-    st.caption("Feedback saved. Export it from the sidebar as test cases.")
-
-
 def render_history(engine: Engine) -> None:
     for index, message in enumerate(st.session_state.messages):
         with st.chat_message(message["role"]):
@@ -298,37 +270,12 @@ def render_history(engine: Engine) -> None:
             elif message.get("answer") is not None:
                 answer_view(message["answer"], message["id"], engine.settings.sources_dir)
                 if isinstance(message["id"], int):
-                    feedback_widget(message["id"])
+                    feedback_widget(store(), message["id"], flash, one_line)
             else:
                 st.markdown(render.inline(message["content"]))
 
 
 # ---------------------------------------------------------------- sidebar
-
-
-def filter_section(options: dict[str, list]) -> None:
-    for key, label, choices in (
-        ("f_publishers", "Publisher", options["publishers"]),
-        ("f_topics", "Topic", options["topics"]),
-        ("f_sources", "File", options["sources"]),
-    ):
-        st.session_state[key] = [v for v in st.session_state[key] if v in choices]
-        st.multiselect(label, choices, key=key, placeholder="Any")
-    years = options["years"]
-    if len(years) >= 2:
-        if st.session_state.get("f_year_from") not in years:
-            st.session_state.f_year_from = years[0]
-        if st.session_state.get("f_year_to") not in years:
-            st.session_state.f_year_to = years[-1]
-        since, until = st.columns(2)
-        since.selectbox("From year", years, key="f_year_from")
-        until.selectbox("To year", years, key="f_year_to")
-    if st.button("Clear filters", key="clear_filters"):
-        for key in ("f_publishers", "f_topics", "f_sources"):
-            st.session_state[key] = []
-        st.session_state.pop("f_year_from", None)
-        st.session_state.pop("f_year_to", None)
-        st.rerun()
 
 
 def sidebar(engine: Engine, options: dict[str, list]) -> None:

@@ -27,7 +27,7 @@ from assistant.reader import (
     shortlist,
 )
 from assistant.reply_parser import MalformedReply, ReplyParser
-from assistant.verification import SentenceVectors
+from assistant.sentence_vectors import SentenceVectors
 
 log = logging.getLogger(__name__)
 

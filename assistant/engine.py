@@ -22,7 +22,8 @@ from assistant.gguf_model import spec_for
 from assistant.local_llm import get_server
 from assistant.pipeline import AnswerPipeline
 from assistant.retrieval import Retriever
-from assistant.verification import SentenceVectors, Verifier
+from assistant.sentence_vectors import SentenceVectors
+from assistant.verification import Verifier
 from index.embedding import TextEmbedder
 from index.index_report import IndexReport
 from index.indexer import Indexer, IndexLockedError, ProgressHook, index_identity

@@ -41,8 +41,9 @@ from assistant.candidates import (
 from assistant.followup import contextual_query
 from assistant.passage import Passage
 from assistant.question import QuestionForm, question_form
+from assistant.sentence_vectors import SentenceVectors
 from assistant.text import numbers
-from assistant.verification import PassageView, SentenceVectors, Verifier
+from assistant.verification import PassageView, Verifier
 from index.sentences import Span
 from index.words import content_words
 

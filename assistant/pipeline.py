@@ -30,8 +30,9 @@ from assistant.hop import SecondHop
 from assistant.passage import Passage
 from assistant.prompts import REFUSAL_TEXT
 from assistant.retrieval import Retriever
+from assistant.sentence_vectors import SentenceVectors
 from assistant.text import years
-from assistant.verification import SentenceVectors, Verification, Verified, Verifier, verbatim_key
+from assistant.verification import Verification, Verified, Verifier, verbatim_key
 from index.filters import Filters
 from index.sentences import sentences
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from assistant.passage import Passage
-from assistant.verification import SentenceVectors
+from assistant.sentence_vectors import SentenceVectors
 from index.sentences import Span, sentences
 from index.tokens import count_tokens
 from index.words import content_words

@@ -45,11 +45,14 @@ def collection_name(name: str) -> str:
 
 
 def beir_settings(base: Any, beir: BeirSet, cache_dir: Path | None = None) -> Any:
-    """The settings for a BEIR set's own index: same models and chunker, its own data dir and collection."""
+    """The settings for a BEIR set's own index: same models and chunker, its own data dir and collection.
+
+    Without sentence vectors: a BEIR run scores retrieval only, and nothing reads them (on SciFact they
+    doubled the embedding work and filled the manifest with 189 MB)."""
     cache_dir = cache_dir or Path(base.data_dir) / "beir" / beir.name
     return base.model_copy(update={
         "data_dir": Path(cache_dir), "sources_dir": Path(cache_dir) / "sources",
-        "collection": collection_name(beir.name),
+        "collection": collection_name(beir.name), "sentence_vectors": False,
     })
 
 

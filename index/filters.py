@@ -23,7 +23,7 @@ class Filters:
         return not (self.sources or self.publishers or self.topics or self.date_from or self.date_to)
 
     def matches(self, source: str, publisher: str, topics: set[str] | frozenset[str], date: int) -> bool:
-        """The same test as the store's Chroma ``where`` clause (``index.store``), for one chunk's fields."""
+        """The same test as the Chroma ``where`` clause (``index.chunk_records``), for one chunk's fields."""
         if self.sources and source not in self.sources:
             return False
         if self.publishers and publisher not in self.publishers:

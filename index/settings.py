@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 120.0
     llm_threads: int = 2
     llm_context_tokens: int = 4096
+    llm_models_dir: Path | None = Field(
+        None, description="Where the embedded LLM's model file is assembled; unset: <data_dir>/models. One "
+        "folder shared by several data dirs (the public eval sets, tests) assembles the model once.",
+    )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
     max_passages: int = Field(20, ge=1, le=100, description="Most passages one question may ask for (k).")
 
@@ -178,4 +182,4 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.llm_models_dir or self.data_dir / "models"

@@ -26,6 +26,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The eval gate's runs are independent of one another and long: each may go to either worker.
+_SPREAD_FILES = {"test_eval_gate"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (``make test``: ``-n 2 --dist loadgroup``) a file's tests stay on one worker, in their
+    order: they share module fixtures (an indexed corpus, a started server) and the process's one
+    embedded LLM server, which a test of another file asking other settings would restart under them."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.module.__name__ if item.module is not None else item.nodeid
+            group = item.nodeid if module in _SPREAD_FILES else module
+            item.add_marker(pytest.mark.xdist_group(group))
 SOURCES = ROOT / "sources"
 SHARED = ROOT.parent / "shared"
 SEEDS = SHARED / "seeds"
@@ -114,12 +129,54 @@ def new_app() -> AppTest:
 
 
 @pytest.fixture(scope="session")
-def default_corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder):
-    """The default corpus indexed once into a temporary data dir: (settings, engine)."""
+def default_corpus_template(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    """The default corpus copied and indexed once per test session (per worker under xdist): a folder
+    with ``sources/`` and ``data/`` that tests never use in place, only copy (``clone_index``)."""
+    from assistant.engine import _forget_embedded_chroma
+    from index.indexer import Indexer
     from index.settings import Settings
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("default-index"), sources_dir=SOURCES)
-    return settings, indexed_engine(settings, embedder)
+    root = tmp_path_factory.mktemp("default-template")
+    settings = Settings(data_dir=root / "data", sources_dir=copy_notes(root / "sources"))
+    report = Indexer(settings, embedder).run()
+    assert report.ok and report.added, report.failed
+    _forget_embedded_chroma(settings.chroma_dir)  # nothing of this process keeps the files open
+    return root
+
+
+def clone_index(template: Path, target: Path) -> tuple[Path, Path]:
+    """A copy of an indexed folder's ``sources/`` and ``data/`` under ``target``: (sources, data).
+
+    As good as indexing the copy: the manifest names files relative to the sources folder, and copy2
+    keeps their mtimes, so the next indexing run finds every file unchanged."""
+    target.mkdir(parents=True, exist_ok=True)
+    sources = Path(shutil.copytree(template / "sources", target / "sources", dirs_exist_ok=True))
+    data = Path(shutil.copytree(template / "data", target / "data"))
+    return sources, data
+
+
+@pytest.fixture(scope="session")
+def default_corpus_index(tmp_path_factory: pytest.TempPathFactory, default_corpus_template: Path, embedder):
+    """The default corpus indexed, shared by the tests that only read it: (settings, engine)."""
+    from assistant.engine import Engine
+    from index.settings import Settings
+
+    sources, data = clone_index(default_corpus_template, tmp_path_factory.mktemp("default-index"))
+    settings = Settings(data_dir=data, sources_dir=sources)
+    return settings, Engine(settings, embedder)
+
+
+@pytest.fixture
+def default_corpus_copy(default_corpus_template: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A test's own indexed copy of the default corpus, to write to: (sources, data)."""
+    return clone_index(default_corpus_template, tmp_path / "default-copy")
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the embedded LLM's assembled model file, shared by the LLM tests' data dirs
+    (``Settings.llm_models_dir``): the model is assembled once, and one server serves them all."""
+    return tmp_path_factory.mktemp("llm-models")
 
 
 def copy_seeds(target: Path) -> list[Path]:

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, app_environment, copy_notes, new_app, write_note
+from conftest import ROOT, app_environment, clone_index, new_app, write_note
 
 from assistant.answer import Answer, AnswerSentence, Citation
 from assistant.passage import Passage
@@ -273,16 +273,15 @@ def test_no_raw_html_in_the_app_code():
 
 
 @pytest.fixture(scope="module")
-def app_env(tmp_path_factory: pytest.TempPathFactory, embedder):
+def app_env(tmp_path_factory: pytest.TempPathFactory, default_corpus_template, embedder):
     """A copy of the default corpus, indexed into a temporary data dir, and the env that points the app at it."""
     from assistant.engine import Engine
     from index.settings import Settings
 
-    root = tmp_path_factory.mktemp("app")
-    sources = copy_notes(root / "sources")
-    settings = Settings(data_dir=root / "data", sources_dir=sources)
+    sources, data = clone_index(default_corpus_template, tmp_path_factory.mktemp("app"))
+    settings = Settings(data_dir=data, sources_dir=sources)
     report = Engine(settings, embedder).reindex()
-    assert report.ok and report.added, report.failed
+    assert report.ok and report.unchanged == len(list(sources.glob("*.md"))), report.summary()
     with app_environment(data_dir=str(settings.data_dir), sources_dir=str(sources), answerer="extractive"):
         yield settings
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_notes
+from conftest import ROOT, clone_index
 
 from benchmarks.common import stop
 
@@ -88,14 +88,14 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @pytest.fixture(scope="module")
-def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a free local port, over a temporary data dir indexed from the default corpus."""
-    root = tmp_path_factory.mktemp("browser")
-    sources = copy_notes(root / "sources")
+def app_url(chromium: str, tmp_path_factory: pytest.TempPathFactory, default_corpus_template: Path) -> Iterator[str]:
+    """The app on a free local port, over a temporary data dir indexed from the default corpus
+    (a copy of the indexed corpus; `chokepoint index` adds the hostile note to it)."""
+    sources, data = clone_index(default_corpus_template, tmp_path_factory.mktemp("browser"))
     (sources / "hostile-note.md").write_text(HOSTILE_NOTE, encoding="utf-8")
     env = {
         **os.environ,
-        "CHOKEPOINT_DATA_DIR": str(root / "data"),
+        "CHOKEPOINT_DATA_DIR": str(data),
         "CHOKEPOINT_SOURCES_DIR": str(sources),
         "CHOKEPOINT_ANSWERER": "extractive",
         "HF_HUB_OFFLINE": "1",

@@ -14,7 +14,8 @@ from conftest import SOURCES, copy_notes
 
 from assistant.engine import Engine
 
-pytestmark = pytest.mark.slow
+# serial: the clients' query windows must overlap the reindex, which a second worker's load would skew.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 CLIENTS = 4
 START = ["chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "digital-silk-road.md",

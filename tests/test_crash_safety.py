@@ -20,6 +20,9 @@ from assistant.engine import Engine, _forget_embedded_chroma
 from index.indexer import Indexer
 from index.store import ChunkStore, make_client
 
+# serial: kills land at chosen delays into a write; another worker's load would move them.
+pytestmark = pytest.mark.serial
+
 
 def _ids(settings, embedder) -> set[str]:
     indexer = Indexer(settings, embedder)

@@ -46,13 +46,13 @@ def test_extractive_answerer_meets_the_floors_on_public_sets(name, make_settings
 
 
 @pytest.mark.slow
-def test_llm_answerer_meets_the_floors_on_the_sample(default_corpus_index, embedder, tmp_path):
+def test_llm_answerer_meets_the_floors_on_the_sample(default_corpus_index, shared_models_dir, embedder, tmp_path):
     from assistant.engine import Engine
 
     require_llm("0.5b")  # skipped without the llm-small extra, failed in CI
     settings, _ = default_corpus_index
     assert set(load_thresholds(FLOORS)["sample"]["llm"]) == set(HEADLINE)
-    engine = Engine(settings.model_copy(update={"llm_size": "0.5b"}), embedder)
+    engine = Engine(settings.model_copy(update={"llm_size": "0.5b", "llm_models_dir": shared_models_dir}), embedder)
     _gate(engine, ROOT / "evals" / "sets" / "sample.jsonl", tmp_path / "eval", answerer="llm")
 
 

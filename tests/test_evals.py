@@ -763,6 +763,16 @@ def test_beir_run_on_a_tiny_corpus(tmp_path, embedder, make_settings):
     summary = run_beir(beir, settings, embedder, tmp_path / "out", cache_dir=tmp_path / "cache",
                        write_report=False)
     assert summary["index"]["cached"] is False and summary["index"]["chunks"] == 4
+    # Retrieval only: the index keeps no sentence vectors, which only answers read.
+    from evals.beir import beir_settings
+    from index.manifest import Manifest
+
+    manifest = Manifest(beir_settings(settings, beir, tmp_path / "cache").manifest_path)
+    try:
+        assert manifest.sentence_vectors([d[1] for d in docs.values()], 384) == {}
+        assert manifest.get_meta("sentence_vectors") == ""
+    finally:
+        manifest.close()
     for mode in ("hybrid", "dense", "lexical"):
         assert summary["runs"][mode]["metrics"]["ndcg@10"] == pytest.approx(1.0)
     rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]

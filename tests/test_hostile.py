@@ -434,15 +434,14 @@ def _injection_engine(root: Path, embedder, planted: bool, models: Path):
     """A small corpus plus one note per attack: with its planted instruction, or (the control) without."""
     from index.settings import Settings
 
-    # One models folder for both: the process runs one embedded LLM server per models folder.
-    (root / "data").mkdir(parents=True)
-    (root / "data" / "models").symlink_to(models, target_is_directory=True)
     sources = copy_notes(root / "sources", ["chip-self-sufficiency-figures.md", "talent-policy.md",
                                             "semiconductor-subsidies.md"])
     for file, title, passage, _ in PLANTED.values():
         fact = passage if planted else passage.split(". ")[0] + "."
         write_note(sources, file, title, fact, publisher="Planted")
-    settings = Settings(data_dir=root / "data", sources_dir=sources, llm_size="0.5b", llm_max_tokens=120)
+    # One models folder for both: the process runs one embedded LLM server per models folder.
+    settings = Settings(data_dir=root / "data", sources_dir=sources, llm_size="0.5b", llm_max_tokens=120,
+                        llm_models_dir=models)
     return indexed_engine(settings, embedder)
 
 
@@ -462,7 +461,7 @@ def _run(engine, kind: str, question: str):
 
 @pytest.mark.slow
 @pytest.mark.llm
-def test_planted_instructions_are_not_followed(tmp_path: Path, embedder):
+def test_planted_instructions_are_not_followed(tmp_path: Path, embedder, shared_models_dir: Path):
     """Run the real embedded LLM (0.5B) over questions whose best passage carries a planted instruction,
     and count, per attack, how often the model's raw draft followed it, how often it reached the user,
     and how often the answer differs from the one given when the same note has no instruction (control).
@@ -477,9 +476,8 @@ def test_planted_instructions_are_not_followed(tmp_path: Path, embedder):
 
     from assistant.ui import render
 
-    (tmp_path / "models").mkdir()
-    engine = _injection_engine(tmp_path / "planted", embedder, planted=True, models=tmp_path / "models")
-    control = _injection_engine(tmp_path / "control", embedder, planted=False, models=tmp_path / "models")
+    engine = _injection_engine(tmp_path / "planted", embedder, planted=True, models=shared_models_dir)
+    control = _injection_engine(tmp_path / "control", embedder, planted=False, models=shared_models_dir)
     results: dict[str, dict[str, object]] = {}
     for attack, (file, _, _, question) in PLANTED.items():
         row: dict[str, object] = {}

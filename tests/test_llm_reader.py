@@ -126,7 +126,7 @@ HARBOUR = [
 
 
 def test_shortlist_numbers_the_best_sentences_in_reading_order_with_their_passage(embedder) -> None:
-    from assistant.verification import SentenceVectors
+    from assistant.sentence_vectors import SentenceVectors
 
     vectors = SentenceVectors(embedder)
     numbered = shortlist("When was the harbour lighthouse first lit?", HARBOUR, vectors, max_sentences=2)
@@ -328,13 +328,14 @@ def test_reader_prompt_is_a_fraction_of_the_passage_prompt(default_corpus_index)
 
 
 @pytest.fixture(scope="module")
-def small_llm(default_corpus_index, embedder):
+def small_llm(default_corpus_index, shared_models_dir, embedder):
     """The default corpus with the embedded 0.5B model as the LLM answerer."""
     require_llm("0.5b")
     from assistant.engine import Engine
 
     settings, _ = default_corpus_index
-    engine = Engine(settings.model_copy(update={"llm_size": "0.5b", "llm_max_tokens": 160}), embedder)
+    engine = Engine(settings.model_copy(update={"llm_size": "0.5b", "llm_max_tokens": 160,
+                                                   "llm_models_dir": shared_models_dir}), embedder)
     return engine, engine.answerer("llm")
 
 

@@ -31,8 +31,8 @@ def _part_sizes(spec: ModelSpec) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("llm-models")
+def models_dir(shared_models_dir: Path) -> Path:
+    return shared_models_dir
 
 
 @pytest.fixture(scope="session")

@@ -347,6 +347,7 @@ STREAM_QUESTIONS = [  # (question, a fact the answer must give)
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # the streams must run while the reindex embeds: timed against each other
 def test_eight_streams_during_a_reindex_all_complete(server):
     # Enough new files that the reindex is still embedding while all eight streams run.
     added = sorted(p.name for p in SOURCES.glob("*.md") if p.name not in FILES and p.name != "README.md")

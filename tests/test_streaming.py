@@ -26,6 +26,9 @@ from assistant.answer import Answer
 from assistant.pipeline import Settled, Token, complete_sentences
 from index.sentences import sentences
 
+# serial: what is asserted is when each event arrives, against the LLM server's pauses.
+pytestmark = pytest.mark.serial
+
 # ------------------------------------------------------------------ the verifier, fed in pieces
 
 MERGER_Q = "When did SASAC approve the CETC Potevio merger?"
