@@ -38,7 +38,7 @@ app: index
 test: install
 	@status=0; \
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not serial" $(PYTEST_ARGS) || status=$$?; \
-	$(BIN)/python -m pytest -p no:xdist -m serial $(PYTEST_ARGS) || { second=$$?; [ $$status -ne 0 ] || status=$$second; }; \
+	$(BIN)/python -m pytest -n 0 -m serial $(PYTEST_ARGS) || { second=$$?; [ $$status -ne 0 ] || status=$$second; }; \
 	exit $$status
 
 lint: install

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: torch's two threads each (and the servers the tests start, which inherit
+    # this) would put four spinning threads on two cores; one each keeps both cores busy without that.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,12 +39,24 @@ _SPREAD_FILES = {"test_eval_gate"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under xdist (``make test``: ``-n 2 --dist loadgroup``) a file's tests stay on one worker, in their
     order: they share module fixtures (an indexed corpus, a started server) and the process's one
-    embedded LLM server, which a test of another file asking other settings would restart under them."""
+    embedded LLM server, which a test of another file asking other settings would restart under them.
+
+    A test that runs the embedded LLM (its fixtures assemble the model files) is marked serial: llama.cpp's
+    threads wait on each other at every layer, and beside a busy worker the sample's eval took 838 s
+    instead of 260 s alone (measured for #27)."""
+    xdist = items[0].config.pluginmanager.hasplugin("xdist") if items else False
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        if _RUNS_THE_LLM in getattr(item, "fixturenames", ()) and item.get_closest_marker("serial") is None:
+            item.add_marker(pytest.mark.serial)
+        if xdist and item.get_closest_marker("xdist_group") is None:  # `-p no:xdist` knows no such marker
             module = item.module.__name__ if item.module is not None else item.nodeid
             group = item.nodeid if module in _SPREAD_FILES else module
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+_RUNS_THE_LLM = "shared_models_dir"
+
+
 SOURCES = ROOT / "sources"
 SHARED = ROOT.parent / "shared"
 SEEDS = SHARED / "seeds"
