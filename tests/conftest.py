@@ -36,7 +36,7 @@ _SPREAD_FILES = {"test_eval_gate"}
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist (``make test``: ``-n 2 --dist loadgroup``) a file's tests stay on one worker, in their
     order: they share module fixtures (an indexed corpus, a started server) and the process's one
     embedded LLM server, which a test of another file asking other settings would restart under them.
@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     A test that runs the embedded LLM (its fixtures assemble the model files) is marked serial: llama.cpp's
     threads wait on each other at every layer, and beside a busy worker the sample's eval took 838 s
     instead of 260 s alone (measured for #27)."""
-    xdist = items[0].config.pluginmanager.hasplugin("xdist") if items else False
+    xdist = config.pluginmanager.hasplugin("xdist")
     for item in items:
         if _RUNS_THE_LLM in getattr(item, "fixturenames", ()) and item.get_closest_marker("serial") is None:
             item.add_marker(pytest.mark.serial)
