@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SOURCES, copy_notes
+from conftest import SOURCES, clone_index, copy_notes
 
 from assistant.engine import Engine, _forget_embedded_chroma
 from index.indexer import Indexer
@@ -56,10 +56,10 @@ def _wait_for(manifest: Path, sql: str, at_least: int, proc: subprocess.Popen, t
 
 
 @pytest.mark.slow
-def test_kill_9_then_reindex_equals_clean_build(make_settings, embedder, tmp_path):
-    clean = make_settings(data_dir=tmp_path / "clean", sources_dir=SOURCES)
-    Indexer(clean, embedder).run()
-    expected = _ids(clean, embedder)
+def test_kill_9_then_reindex_equals_clean_build(make_settings, embedder, default_corpus_template, tmp_path):
+    # The clean build: the session's index of the default corpus, copied.
+    sources, data = clone_index(default_corpus_template, tmp_path / "clean")
+    expected = _ids(make_settings(data_dir=data, sources_dir=sources), embedder)
 
     data = tmp_path / "killed"
     settings = make_settings(data_dir=data, sources_dir=SOURCES)
