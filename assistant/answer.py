@@ -72,6 +72,8 @@ class Timings:
     generation_s: float = 0.0
     first_token_s: float | None = None
     verification_s: float = 0.0
+    direct_s: float = 0.0
+    """Composing the direct answer (parsing the question and the quoted sentences)."""
     total_s: float = 0.0
 
 
@@ -95,6 +97,8 @@ class Answer:
     timings: Timings = Timings()
     hop_queries: tuple[str, ...] = ()
     """What the second retrieval hop searched for (empty when it did not run)."""
+    direct_answer: DirectAnswer | None = None
+    """The short statement of what was asked, which ``text`` opens with (None when none was composed)."""
 
     def markdown(self) -> str:
         """The answer with a numbered reference list, for copying."""
@@ -130,4 +134,30 @@ class Answer:
             ],
             "timings": asdict(self.timings),
             "hop_queries": list(self.hop_queries),
+            "direct_answer": asdict(self.direct_answer) if self.direct_answer is not None else None,
         }
+
+
+@dataclass(frozen=True)
+class AnswerSpan:
+    """A value quoted in the direct answer: its words, its citation and where it stands in the source file."""
+
+    text: str
+    n: int
+    start: int
+    """Character offset in the source file (as ``Chunk.start``)."""
+    end: int
+
+
+@dataclass(frozen=True)
+class DirectAnswer:
+    """One short sentence that states what was asked, made of cited spans and fixed connective words."""
+
+    text: str
+    """The sentence as shown, with [n] markers: "Stephen King [1].", "A (A: 1871 [2]; B: 1904 [1])."."""
+    answer: str
+    """The asked-for value alone ("Stephen King"; the winner of a comparison; parts joined by "; "),
+    empty when the spans do not settle it (a comparison with a missing value)."""
+    spans: tuple[AnswerSpan, ...]
+    missing: tuple[str, ...] = ()
+    """The parts of the question that no cited span answers ("who translated it")."""

@@ -21,6 +21,7 @@ from assistant.extractive import ExtractiveAnswerer
 from assistant.gguf_model import spec_for
 from assistant.local_llm import get_server
 from assistant.pipeline import AnswerPipeline
+from assistant.reading.direct import DirectAnswerComposer
 from assistant.retrieval import Retriever
 from assistant.sentence_vectors import SentenceVectors
 from assistant.verification import Verifier
@@ -71,6 +72,7 @@ class Engine:
             self.retriever, self.verifier, self.settings.min_relevance,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
             max_passages=self.settings.max_passages, preview=self.extractive, vectors=self.vectors,
+            direct=DirectAnswerComposer(self.settings.nlp_model, self.vectors),
         )
 
     def _stored_sentence_vectors(self, texts: list[str]) -> dict[str, np.ndarray]:

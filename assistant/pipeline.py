@@ -9,6 +9,7 @@
       -> verification           (Verification: keep, move or drop     yields Settled per kept sentence,
                                  each citation, sentence by sentence   once the answer cannot be refused
                                  as the draft completes them)
+      -> direct answer          (DirectAnswerComposer: the asked-for value, from cited spans, first)
       -> Answer                 (refused when no sentence survives)   yields Answer
 
 A slow answerer drafts for seconds to minutes, so each sentence is verified as soon as the draft has
@@ -18,6 +19,7 @@ it back: the draft is never shown as the answer, and the verified answer need no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -29,6 +31,7 @@ from assistant.answerers import Answerer, strip_markup
 from assistant.hop import SecondHop
 from assistant.passage import Passage
 from assistant.prompts import REFUSAL_TEXT
+from assistant.reading.direct import DirectAnswerComposer
 from assistant.retrieval import Retriever
 from assistant.sentence_vectors import SentenceVectors
 from assistant.text import years
@@ -80,7 +83,8 @@ class AnswerPipeline:
 
     def __init__(self, retriever: Retriever, verifier: Verifier, min_relevance: float,
                  unsupported: str = "drop", max_question_chars: int = 2000, max_passages: int = 20,
-                 preview: Answerer | None = None, vectors: SentenceVectors | None = None) -> None:
+                 preview: Answerer | None = None, vectors: SentenceVectors | None = None,
+                 direct: DirectAnswerComposer | None = None) -> None:
         self.retriever = retriever
         self.verifier = verifier
         self.min_relevance = min_relevance
@@ -90,6 +94,7 @@ class AnswerPipeline:
         self.hop = SecondHop(retriever, verifier)
         self.preview = preview
         self.vectors = vectors
+        self.direct = direct
 
     def ask(self, answerer: Answerer, question: str, history: Sequence[Turn] = (),
             options: AskOptions = AskOptions()) -> Answer:
@@ -194,8 +199,14 @@ class AnswerPipeline:
                          dropped=tuple(verified.sentences) + tuple(verified.dropped), draft=draft, timings=timings)
             return
         yield from rest
-        yield finish(text=verified.text, sentences=tuple(verified.sentences), citations=tuple(verified.citations),
-                     refused=False, dropped=tuple(verified.dropped), draft=draft, timings=timings)
+        composed = time.perf_counter()
+        direct = None if self.direct is None else self.direct.run(query, verified.sentences, verified.citations)
+        timings = dataclasses.replace(timings, direct_s=time.perf_counter() - composed,
+                                      total_s=time.perf_counter() - started)
+        text = verified.text if direct is None else f"{direct.text}\n\n{verified.text}"
+        yield finish(text=text, sentences=tuple(verified.sentences), citations=tuple(verified.citations),
+                     refused=False, dropped=tuple(verified.dropped), draft=draft, timings=timings,
+                     direct_answer=direct)
 
     def _preview(self, answerer: Answerer, question: str, query: str, passages: list[Passage]) -> Answer | None:
         """The fast answerer's verified answer on the same passages, or None when it finds none."""

@@ -7,6 +7,7 @@ costs nothing, and ``ask`` through a running server never loads torch or chromad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -165,25 +166,30 @@ def _print_answer(answer: dict, out: TextIO = sys.stdout) -> None:
 
 def _run_question(engine: Engine, answerer: Answerer, question: str, history: list,
                   args: argparse.Namespace) -> Answer:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
     from assistant.answer import Answer  # the retriever's imports (chromadb): see cmd_index
     from assistant.pipeline import AskOptions, Preview, Token
 
     options = AskOptions(k=args.k, filters=_filters(args))
     answer = None
-    streamed = False
-    for event in engine.pipeline.stream(answerer, question, history, options):
-        if isinstance(event, Preview) and not args.json:
-            # A CPU user reads the extractive answer while the LLM writes the one that replaces it.
-            print(f"(quick answer) {event.answer.text}\n", file=sys.stderr, flush=True)
-        elif isinstance(event, Token) and not args.json:
-            if not streamed:
-                print("(draft) ", end="", file=sys.stderr)
-            print(event.text, end="", flush=True, file=sys.stderr)
-            streamed = True
-        elif isinstance(event, Answer):
-            answer = event
-    if streamed:
-        print("\n", file=sys.stderr)
+    # A terminal watches the quick answer and the draft in one live area that the final answer replaces
+    # (transient: it is cleared, so the answer is read once). Piped output gets the final answer only.
+    live = Live(console=Console(stderr=True), transient=True, auto_refresh=False) \
+        if sys.stderr.isatty() and not args.json else None
+    draft = ""
+    with live if live is not None else contextlib.nullcontext():
+        for event in engine.pipeline.stream(answerer, question, history, options):
+            if isinstance(event, Preview) and live is not None:
+                # A CPU user reads the extractive answer while the LLM writes the one that replaces it.
+                live.update(Text(f"(quick answer) {event.answer.text}"), refresh=True)
+            elif isinstance(event, Token) and live is not None:
+                draft += event.text
+                live.update(Text(f"(draft) {draft}"), refresh=True)
+            elif isinstance(event, Answer):
+                answer = event
     return answer
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "recall@10", "mrr", "ndcg@10")
 PASSAGE_METRICS = ("answer_passage_hit",)
-ANSWER_METRICS = ("key_fact_recall", "token_f1", "refusal_accuracy", "answerable_answered", "unanswerable_refused",
-                  "answered_and_right")
+ANSWER_METRICS = ("direct_em", "direct_f1", "key_fact_recall", "token_f1", "refusal_accuracy", "answerable_answered",
+                  "unanswerable_refused", "answered_and_right")
 CITATION_METRICS = ("citation_precision", "citation_recall")
 FAITHFULNESS_METRICS = ("faithfulness",)
 HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRICS + FAITHFULNESS_METRICS
@@ -31,7 +31,7 @@ HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRI
 EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "answer_passage_hit_answered", "key_fact_recall_answered",
                  "token_f1_answered", "citation_precision_answered", "faithfulness_answered", "answered_rate",
                  "hop_rate")
-STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "total_s")
+STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "direct_s", "total_s")
 """The answer's timings, in pipeline order: latency per stage in summary.json and the report."""
 
 MODES = ("hybrid", "dense", "lexical")
@@ -184,6 +184,11 @@ def token_f1(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    """1.0 when the two are the same SQuAD-style tokens (case, punctuation and articles aside)."""
+    return float(answer_tokens(prediction) == answer_tokens(reference))
 
 
 def refusal_confusion(pairs: Iterable[tuple[bool, bool]]) -> dict[str, int]:

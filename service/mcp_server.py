@@ -86,6 +86,20 @@ class Sentence(TypedDict):
     status: str
 
 
+class DirectSpan(TypedDict):
+    text: str
+    n: int
+    start: int
+    end: int
+
+
+class DirectAnswerResult(TypedDict):
+    text: str
+    answer: str
+    missing: list[str]
+    spans: list[DirectSpan]
+
+
 class AskResult(TypedDict):
     answer: str
     refused: bool
@@ -94,6 +108,7 @@ class AskResult(TypedDict):
     query: str
     citations: list[Citation]
     sentences: list[Sentence]
+    direct_answer: DirectAnswerResult | None
 
 
 # The filter arguments of both tools; lists because clients build them from JSON schemas.
@@ -168,7 +183,7 @@ def create_server(engine: Engine) -> MCPServer:
         structured: AskResult = {
             "answer": answer.text, "refused": answer.refused, "refusal_reason": answer.refusal_reason,
             "answerer": answerer, "query": answer.query, "citations": extension["items"],
-            "sentences": extension["sentences"],
+            "sentences": extension["sentences"], "direct_answer": extension["direct_answer"],
         }
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content=dict(structured))

@@ -80,7 +80,17 @@ def citations_extension(reply: Reply) -> dict[str, Any]:
         ],
         "sentences": [{"text": s.text, "citations": list(s.citations), "status": s.status}
                       for s in answer.sentences],
+        "direct_answer": direct_answer_dict(answer),
     }
+
+
+def direct_answer_dict(answer: Answer) -> dict[str, Any] | None:
+    """The answer's opening statement of the asked-for value, with the offsets of each quoted span."""
+    direct = answer.direct_answer
+    if direct is None:
+        return None
+    return {"text": direct.text, "answer": direct.answer, "missing": list(direct.missing),
+            "spans": [{"text": s.text, "n": s.n, "start": s.start, "end": s.end} for s in direct.spans]}
 
 
 def passage_dict(p: Passage, rank: int) -> dict[str, Any]:

@@ -217,8 +217,10 @@ def check_settled(engine, answerer, events: list[Any]) -> tuple[list[Settled], A
         assert " ".join(s.text for s in answer.sentences) == " ".join(s.sentence.text for s in settled)
         context = answerer.passages_for_prompt(answer.query, list(answer.passages))
         verified = engine.verifier.verify(answer.draft, context, unsupported=engine.settings.unsupported)
+        # The text opens with the direct answer, composed from the verified sentences' cited spans.
+        text = verified.text if answer.direct_answer is None else f"{answer.direct_answer.text}\n\n{verified.text}"
         assert (answer.text, list(answer.sentences), list(answer.citations), list(answer.dropped)) == (
-            verified.text, verified.sentences, verified.citations, verified.dropped)
+            text, verified.sentences, verified.citations, verified.dropped)
         assert answer.timings.verification_s > 0
     return settled, answer
 

@@ -152,10 +152,19 @@ def sentence_markdown(sentence: AnswerSentence) -> str:
 
 
 def answer_markdown(answer: Answer) -> str:
-    """The verified answer as Markdown: escaped sentences with bold inline [n] markers."""
+    """The verified answer as Markdown: the direct answer in bold, then the escaped sentences, with bold
+    inline [n] markers."""
     if answer.sentences:
-        return " ".join(sentence_markdown(s) for s in answer.sentences)
+        quoted = " ".join(sentence_markdown(s) for s in answer.sentences)
+        if answer.direct_answer is None:
+            return quoted
+        return f"{direct_markdown(answer.direct_answer.text)}\n\n{quoted}"
     return inline(answer.text)
+
+
+def direct_markdown(text: str) -> str:
+    """The direct answer's sentence, bold, [n] markers and all."""
+    return f"**{inline(text)}**"
 
 
 def draft_markdown(draft: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from assistant.answer import Answer, AnswerSentence, Citation, Timings
+from assistant.answer import Answer, AnswerSentence, AnswerSpan, Citation, DirectAnswer, Timings
 from assistant.passage import Passage
 from index.chunk import Chunk
 
@@ -53,4 +53,12 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
     )
     fields["timings"] = Timings(**_known(Timings, data.get("timings") or {}))
     fields["hop_queries"] = tuple(data.get("hop_queries") or ())
+    fields["direct_answer"] = _direct(data["direct_answer"]) if data.get("direct_answer") else None
     return Answer(**fields)
+
+
+def _direct(data: dict[str, Any]) -> DirectAnswer:
+    fields = _known(DirectAnswer, data)
+    fields["spans"] = tuple(AnswerSpan(**_known(AnswerSpan, s)) for s in data.get("spans") or ())
+    fields["missing"] = tuple(fields.get("missing") or ())
+    return DirectAnswer(**fields)

@@ -1,0 +1,346 @@
+"""The direct answer: one short sentence, put first, that states what the question asked, built from
+spans of the verified answer's cited passages only.
+
+    question ──parse──> Asked (its asks, options, comparison order)
+    kept sentences ──located in their cited passages──> evidence (spaCy docs with source offsets)
+    each ask ──> the best value of its type in the evidence, or "the sources do not say"
+    "A or B?" ──> each option's value from its own evidence, compared when the question says which way
+
+The value is a name, a date, a figure or a noun phrase, quoted from the passage at known offsets, so the
+reader, and ``DirectAnswer.spans``, can check it word for word; the sentence around it is made of fixed
+connective words only. A question with no typed ask (why, how, describe) gets no direct answer: its
+quoted sentences are the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from assistant.answer import AnswerSentence, AnswerSpan, Citation, DirectAnswer
+from assistant.reading.asks import Ask, Asked, read_question
+from assistant.reading.language import load_language
+from assistant.sentence_vectors import SentenceVectors
+
+
+class DirectAnswerComposer:
+    """Composes ``DirectAnswer`` from a verified answer's sentences and citations.
+
+    The spaCy pipeline ``nlp_model`` is loaded when the first answer is composed, not with the engine:
+    a process that only indexes or searches never pays its second.
+    """
+
+    def __init__(self, nlp_model: str, vectors: SentenceVectors) -> None:
+        self.nlp_model = nlp_model
+        self.vectors = vectors
+
+    @property
+    def nlp(self) -> Language:
+        return load_language(self.nlp_model)
+
+    def run(self, question: str, sentences: Sequence[AnswerSentence],
+            citations: Sequence[Citation]) -> DirectAnswer | None:
+        asked = read_question(self.nlp, question)
+        if not asked.asks and not asked.options:
+            return None
+        evidence = self._evidence(sentences, citations)
+        if not evidence:
+            return None
+        if asked.options:
+            return self._choice(asked, evidence)
+        found = [(ask, self._value(ask, asked, evidence)) for ask in asked.asks]
+        if all(value is None for _, value in found):
+            return None
+        if len(found) == 1:
+            value = found[0][1]
+            assert value is not None
+            return DirectAnswer(text=f"{value.text} [{value.n}].", answer=value.text, spans=(value,))
+        pieces, values = [], []
+        for ask, value in found:
+            if value is None:
+                pieces.append(f"{_capitalised(ask.text)}: the sources do not say")
+            else:
+                pieces.append(f"{_capitalised(ask.label)}: {value.text} [{value.n}]")
+                values.append(value)
+        missing = tuple(ask.text for ask, value in found if value is None)
+        return DirectAnswer(text="; ".join(pieces) + ".", answer="; ".join(v.text for v in values),
+                            spans=tuple(values), missing=missing)
+
+    # Evidence ---------------------------------------------------------------------------------
+
+    def _evidence(self, sentences: Sequence[AnswerSentence], citations: Sequence[Citation]) -> list[_Evidence]:
+        """Every sentence of each cited passage, parsed, where it stands in the passage. A sentence the
+        answer quotes ranks by its place in the answer; the passage's other sentences follow, since a
+        value is often in the sentence next to the one that matched the question ("It opened in 1904")."""
+        by_n = {c.n: c for c in citations}
+        kept: dict[tuple[int, int], int] = {}
+        order: list[Citation] = []
+        for rank, sentence in enumerate(sentences):
+            if sentence.status == "unsupported":
+                continue
+            for n in sentence.citations:
+                citation = by_n.get(n)
+                if citation is None:
+                    continue
+                if citation not in order:
+                    order.append(citation)
+                at = _locate(sentence.text, citation.chunk.text)
+                if at is None:  # a reworded sentence: its support is the span verification found
+                    at = (citation.support_start - citation.chunk.start, citation.support_end - citation.chunk.start)
+                kept.setdefault((n, at[0]), rank)
+        quoted = max(kept.values(), default=0) + 1
+        evidence: list[_Evidence] = []
+        for citation, doc in zip(order, self.nlp.pipe(c.chunk.text for c in order), strict=True):
+            for sent in doc.sents:
+                if not sent.text.strip():
+                    continue
+                rank = next((r for (n, at), r in kept.items()
+                             if n == citation.n and sent.start_char <= at < sent.end_char), None)
+                evidence.append(_Evidence(quoted + len(evidence) if rank is None else rank, citation,
+                                          sent.start_char, sent.as_doc()))
+        return evidence
+
+    # One value ---------------------------------------------------------------------------------
+
+    def _value(self, ask: Ask, asked: Asked, evidence: list[_Evidence]) -> AnswerSpan | None:
+        candidates = [(e, span) for e in evidence for span in _candidates(e.doc, ask, asked)]
+        if not candidates:
+            return None
+        fit = self._noun_fit(ask.noun, [span for _, span in candidates])
+        best = max(range(len(candidates)), key=lambda i: _score(ask, asked, *candidates[i]) + fit[i])
+        e, span = candidates[best]
+        return e.answer_span(_trimmed(span, ask))
+
+    def _noun_fit(self, noun: str, candidates: list[Span]) -> np.ndarray:
+        """How well each candidate fits what a "which X" ask names, 0 without X: the embedder's cosine
+        between X and the candidate's words, and between X and spaCy's description of its entity type
+        ("language" is near "Any named language", "city" near "Countries, cities, states")."""
+        if not noun or not candidates:
+            return np.zeros(len(candidates))
+        labels = sorted({c.label_ for c in candidates if c.label_})
+        described = [spacy.explain(label) or label for label in labels]
+        vectors = self.vectors.encode([noun, *described, *(c.text for c in candidates)])
+        fits = vectors[1:] @ vectors[0]
+        by_label = dict(zip(labels, fits[: len(labels)], strict=True))
+        words = fits[len(labels):]
+        return np.array([words[i] + 2.0 * by_label.get(c.label_, 0.15) for i, c in enumerate(candidates)])
+
+    # A or B ------------------------------------------------------------------------------------
+
+    def _choice(self, asked: Asked, evidence: list[_Evidence]) -> DirectAnswer | None:
+        values: list[tuple[str, AnswerSpan | None, float | None]] = []
+        for option in asked.options:
+            value = _option_value(option, asked, evidence)
+            values.append((option, value, _magnitude(value.text) if value is not None else None))
+        if all(v is None for _, v, _ in values):
+            return None
+        shown = "; ".join(f"{option}: {value.text} [{value.n}]" if value is not None
+                          else f"the sources give no value for {option}" for option, value, _ in values)
+        spans = tuple(v for _, v, _ in values if v is not None)
+        missing = tuple(option for option, value, _ in values if value is None)
+        if not asked.order:
+            return _covering_option(asked, evidence)
+        magnitudes = [m for _, _, m in values]
+        if asked.order and None not in magnitudes and magnitudes[0] != magnitudes[1]:
+            low = asked.order in ("earliest", "least")
+            winner = min(values, key=lambda v: v[2]) if low else max(values, key=lambda v: v[2])  # type: ignore[arg-type,return-value]
+            return DirectAnswer(text=f"{winner[0]} ({shown}).", answer=winner[0], spans=spans)
+        return DirectAnswer(text=f"{_capitalised(shown)}.", answer="", spans=spans, missing=missing)
+
+
+def _candidates(doc: Doc, ask: Ask, asked: Asked) -> list[Span]:
+    """The spans of ``doc`` that could answer ``ask``: entities of its types (and, for "what X",
+    noun phrases), less those the question already names."""
+    spans = [_whole(e) for e in doc.ents if e.label_ in ask.labels]
+    if ask.kind == "thing":
+        # A noun phrase that holds a name or a figure is answered by that entity ("a 1998 book": 1998).
+        taken = {i for e in doc.ents for i in range(e.start, e.end)}
+        spans += [c for c in doc.noun_chunks if not taken & set(range(c.start, c.end)) and c.root.pos_ != "PRON"]
+    # A name the tagger left untyped ("the Dutch company ASML"): the proper nouns that head a noun phrase.
+    for chunk in doc.noun_chunks:
+        root = chunk.root
+        if root.pos_ == "PROPN" and not any(e.start <= root.i < e.end for e in doc.ents):
+            start = root.i
+            while start > chunk.start and doc[start - 1].pos_ == "PROPN":
+                start -= 1
+            spans.append(Span(doc, start, root.i + 1))
+    return [s for s in spans if _new_words(s, asked)]
+
+
+def _whole(entity: Span) -> Span:
+    """The entity with what belongs to its name: a following ", Jr." or ", Ohio" (a place in a place), and
+    without a possessive "'s"."""
+    doc, end = entity.doc, entity.end
+    if end + 1 < len(doc) and doc[end].text == ",":
+        after = next((e for e in doc.ents if e.start == end + 1), None)
+        if after is not None and (after.label_ == entity.label_ == "GPE"):
+            end = after.end
+        elif entity.label_ == "PERSON" and doc[end + 1].text.rstrip(".") in ("Jr", "Sr", "II", "III"):
+            end += 2  # the comma and the suffix
+    if doc[end - 1].tag_ == "POS":
+        end -= 1
+    if end <= entity.start:
+        return entity
+    return Span(doc, entity.start, end, label=entity.label_)
+
+
+def _trimmed(span: Span, ask: Ask) -> Span:
+    """The value as asked: without words the question says before its question word ("more than 150
+    million" for "more than how many"), and a date cut to its year when the question asks for a year."""
+    lead = ask.lead.split()
+    words = [t.lower_ for t in span[: len(lead)]]
+    if lead and words == lead and len(span) > len(lead):
+        span = span[len(lead):]
+    if ask.noun.split()[-1:] == ["year"] and span.label_ == "DATE":
+        year = next((t for t in span if t.like_num and len(t.text) == 4 and t.text.isdigit()), None)
+        if year is not None:
+            return span.doc[year.i: year.i + 1]
+    return span
+
+
+def _new_words(span: Span, asked: Asked) -> bool:
+    words = {t.lower_ for t in span if not (t.is_stop or t.is_punct)}
+    return bool(words - asked.named)
+
+
+def _score(ask: Ask, asked: Asked, evidence: _Evidence, span: Span) -> float:
+    """A candidate's fit: its type, how close it stands to the ask's own words in its sentence, how much
+    of the question its sentence covers, and the sentence's place in the answer."""
+    label = span.label_ if span.label_ else ""
+    if ask.kind == "thing":  # any entity may answer "what X": the fit of X to it decides
+        typed = 1.0 if label else 0.3
+    else:
+        typed = 1.0 - 0.15 * ask.labels.index(label) if label in ask.labels else 0.3
+    anchors = [t.i for t in evidence.doc if t.lemma_.lower() in ask.lemmas and not (span.start <= t.i < span.end)]
+    distance = min((abs(a - span.start) if a < span.start else abs(a - span.end + 1) for a in anchors), default=12)
+    near = 1.0 / (1.0 + distance / 4)
+    sentence = {t.lemma_.lower() for t in evidence.doc}
+    cover = len(asked.lemmas & sentence) / max(1, len(asked.lemmas))
+    unit = 0.5 if ask.noun and ask.kind == "number" and _counts(span, ask.noun) else 0.0
+    # The doer of a passive verb ("translated ... by the Orlen Institute") answers "who did it".
+    agent = 0.3 if ask.kind == "person" and span.root.head.dep_ == "agent" else 0.0
+    return typed + near + cover + unit + agent - 0.05 * min(evidence.rank, 10)
+
+
+def _counts(span: Span, noun: str) -> bool:
+    """Whether a figure counts what a "how many" ask counts: the noun follows within two words."""
+    following = span.doc[span.end: span.end + 3]
+    lemma = noun.lower().rstrip("s")
+    return any(t.lemma_.lower().rstrip("s") == lemma for t in following)
+
+
+def _option_value(option: str, asked: Asked, evidence: list[_Evidence]) -> AnswerSpan | None:
+    """The date or figure that the evidence about ``option`` gives: from a sentence naming it, or from
+    a passage whose title does, the value nearest the option's name."""
+    key = _option_key(option, evidence)
+    labels = ("DATE",) if asked.order in ("earliest", "latest") else ("CARDINAL", "QUANTITY", "MONEY", "PERCENT",
+                                                                        "DATE")
+    best: tuple[float, _Evidence, Span] | None = None
+    for e in evidence:
+        text = e.doc.text.lower()
+        at = text.find(key)
+        titled = key in (e.citation.chunk.title or "").lower()
+        if at < 0 and not titled:
+            continue
+        for entity in e.doc.ents:
+            if entity.label_ not in labels or entity.text.lower() in key or _magnitude(entity.text) is None:
+                continue
+            distance = abs(entity.start_char - at) if at >= 0 else 200 + entity.start_char
+            if best is None or distance < best[0]:
+                best = (distance, e, entity)
+    if best is None:
+        return None
+    return best[1].answer_span(best[2])
+
+
+def _option_key(option: str, evidence: list[_Evidence]) -> str:
+    """How the evidence names ``option``: in full, or failing that by its last word (a surname, a
+    head noun), as passages do after their first mention ("Darchinyan", not "Vic Darchinyan")."""
+    key = re.sub(r"^(the|a|an)\s+", "", option.lower())
+    last = key.split()[-1] if key.split() else key
+    if len(last) < 4 or any(key in e.doc.text.lower() or key in (e.citation.chunk.title or "").lower()
+                            for e in evidence):
+        return key
+    return last
+
+
+def _covering_option(asked: Asked, evidence: list[_Evidence]) -> DirectAnswer | None:
+    """For "Which is X, A or B?" with no comparison: the option whose sentences say more of what the
+    question asks (its words other than the options'), when one clearly does; None when neither does."""
+    option_words = {w for option in asked.options for w in option.lower().split()}
+    wanted = asked.lemmas - option_words
+    best: list[tuple[float, str, _Evidence, int]] = []
+    for option in asked.options:
+        key = re.sub(r"^(the|a|an)\s+", "", option.lower())
+        for e in evidence:
+            at = e.doc.text.lower().find(key)
+            if at < 0:
+                continue
+            cover = len(wanted & {t.lemma_.lower() for t in e.doc}) / max(1, len(wanted))
+            best.append((cover, option, e, at))
+    best.sort(key=lambda b: -b[0])
+    if not best or best[0][0] == 0 or any(b[0] == best[0][0] and b[1] != best[0][1] for b in best[1:]):
+        return None
+    _, option, e, at = best[0]
+    key_length = len(re.sub(r"^(the|a|an)\s+", "", option.lower()))
+    span = e.doc.char_span(at, at + key_length, alignment_mode="expand")
+    if span is None:
+        return None
+    value = e.answer_span(span)
+    return DirectAnswer(text=f"{value.text} [{value.n}].", answer=value.text, spans=(value,))
+
+
+_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+
+
+def _magnitude(text: str) -> float | None:
+    """A value to compare: a year (with month and day when given) or a figure, with its scale word."""
+    year = re.search(r"\b(1\d{3}|20\d\d)\b", text)
+    if year:
+        return float(year.group(1))
+    number = re.search(r"\d+(?:[.,]\d+)*", text)
+    if number is None:
+        return None
+    value = float(number.group(0).replace(",", ""))
+    scale = next((s for w, s in _SCALE.items() if w in text.lower()), 1.0)
+    return value * scale
+
+
+def _locate(sentence: str, text: str) -> tuple[int, int] | None:
+    """Where ``sentence`` stands in ``text`` (whitespace may differ), as (start, end)."""
+    at = text.find(sentence)
+    if at >= 0:
+        return at, at + len(sentence)
+    words = re.findall(r"\S+", sentence)
+    if not words:
+        return None
+    match = re.search(r"\s+".join(map(re.escape, words)), text)
+    return (match.start(), match.end()) if match else None
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """A kept sentence as it stands in a cited passage, parsed."""
+
+    rank: int
+    citation: Citation
+    offset: int
+    """Where the sentence starts in the passage's chunk text."""
+    doc: Doc
+
+    def answer_span(self, span: Span) -> AnswerSpan:
+        chunk = self.citation.chunk
+        start = self.offset + span.start_char
+        text = chunk.text[start: start + len(span.text)]
+        return AnswerSpan(text=text, n=self.citation.n, start=chunk.start + start,
+                          end=chunk.start + start + len(text))
