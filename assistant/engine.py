@@ -72,7 +72,7 @@ class Engine:
             self.retriever, self.verifier, self.settings.min_relevance,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
             max_passages=self.settings.max_passages, preview=self.extractive, vectors=self.vectors,
-            direct=DirectAnswerComposer(self.settings.nlp_model, self.vectors),
+            direct=DirectAnswerComposer(self.settings.nlp_model, self.embedder.query_embedder),
         )
 
     def _stored_sentence_vectors(self, texts: list[str]) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ from spacy.tokens import Doc, Span
 from assistant.answer import AnswerSentence, AnswerSpan, Citation, DirectAnswer
 from assistant.reading.asks import Ask, Asked, read_question
 from assistant.reading.language import load_language
-from assistant.sentence_vectors import SentenceVectors
+from index.embedding import TextEmbedder
 
 
 class DirectAnswerComposer:
@@ -36,9 +36,10 @@ class DirectAnswerComposer:
     a process that only indexes or searches never pays its second.
     """
 
-    def __init__(self, nlp_model: str, vectors: SentenceVectors) -> None:
+    def __init__(self, nlp_model: str, embedder: TextEmbedder) -> None:
         self.nlp_model = nlp_model
-        self.vectors = vectors
+        self.embedder = embedder
+        self._descriptions: dict[str, np.ndarray] = {}
 
     @property
     def nlp(self) -> Language:
@@ -95,15 +96,15 @@ class DirectAnswerComposer:
                     at = (citation.support_start - citation.chunk.start, citation.support_end - citation.chunk.start)
                 kept.setdefault((n, at[0]), rank)
         quoted = max(kept.values(), default=0) + 1
+        lines = [(citation, positions, plain) for citation in order for plain, positions in _lines(citation.chunk.text)]
         evidence: list[_Evidence] = []
-        for citation, doc in zip(order, self.nlp.pipe(c.chunk.text for c in order), strict=True):
-            for sent in doc.sents:
-                if not sent.text.strip():
-                    continue
-                rank = next((r for (n, at), r in kept.items()
-                             if n == citation.n and sent.start_char <= at < sent.end_char), None)
+        for (citation, positions, _), doc in zip(lines, self.nlp.pipe(plain for *_, plain in lines), strict=True):
+            for sent in _sentences(doc):
+                within = positions[sent.start_char: sent.end_char]
+                begin, end = within[0], within[-1] + 1
+                rank = next((r for (n, at), r in kept.items() if n == citation.n and begin <= at < end), None)
                 evidence.append(_Evidence(quoted + len(evidence) if rank is None else rank, citation,
-                                          sent.start_char, sent.as_doc()))
+                                          within, sent.as_doc()))
         return evidence
 
     # One value ---------------------------------------------------------------------------------
@@ -119,17 +120,25 @@ class DirectAnswerComposer:
 
     def _noun_fit(self, noun: str, candidates: list[Span]) -> np.ndarray:
         """How well each candidate fits what a "which X" ask names, 0 without X: the embedder's cosine
-        between X and the candidate's words, and between X and spaCy's description of its entity type
-        ("language" is near "Any named language", "city" near "Countries, cities, states")."""
+        between X and spaCy's description of the candidate's entity type ("language" is near "Any named
+        language", "city" near "Countries, cities, states"), and X's own head word in the candidate
+        ("the pop band Euphoria" for "which band"). Only X is embedded here, and each description once
+        per process: passage text is never embedded at question time."""
         if not noun or not candidates:
             return np.zeros(len(candidates))
         labels = sorted({c.label_ for c in candidates if c.label_})
-        described = [spacy.explain(label) or label for label in labels]
-        vectors = self.vectors.encode([noun, *described, *(c.text for c in candidates)])
-        fits = vectors[1:] @ vectors[0]
-        by_label = dict(zip(labels, fits[: len(labels)], strict=True))
-        words = fits[len(labels):]
-        return np.array([words[i] + 2.0 * by_label.get(c.label_, 0.15) for i, c in enumerate(candidates)])
+        fits = self._described(labels) @ self.embedder.encode([noun])[0] if labels else np.zeros(0)
+        by_label = dict(zip(labels, fits, strict=True))
+        head = noun.split()[-1].lower()
+        named = [head in {t.lemma_.lower() for t in c} | {t.lower_ for t in c} for c in candidates]
+        return np.array([0.5 * named[i] + 2.0 * by_label.get(c.label_, 0.15) for i, c in enumerate(candidates)])
+
+    def _described(self, labels: list[str]) -> np.ndarray:
+        missing = [label for label in labels if label not in self._descriptions]
+        if missing:
+            vectors = self.embedder.encode([spacy.explain(label) or label for label in missing])
+            self._descriptions.update(zip(missing, vectors, strict=True))
+        return np.stack([self._descriptions[label] for label in labels])
 
     # A or B ------------------------------------------------------------------------------------
 
@@ -177,6 +186,9 @@ def _whole(entity: Span) -> Span:
     """The entity with what belongs to its name: a following ", Jr." or ", Ohio" (a place in a place), and
     without a possessive "'s"."""
     doc, end = entity.doc, entity.end
+    start = entity.start
+    if entity.label_ == "DATE" and start > 0 and doc[start - 1].is_digit and int(doc[start - 1].text) <= 31:
+        start -= 1  # "26" before "September 2014": the tagger reads the day as a figure of its own
     if end + 1 < len(doc) and doc[end].text == ",":
         after = next((e for e in doc.ents if e.start == end + 1), None)
         if after is not None and (after.label_ == entity.label_ == "GPE"):
@@ -185,9 +197,9 @@ def _whole(entity: Span) -> Span:
             end += 2  # the comma and the suffix
     if doc[end - 1].tag_ == "POS":
         end -= 1
-    if end <= entity.start:
+    if end <= start:
         return entity
-    return Span(doc, entity.start, end, label=entity.label_)
+    return Span(doc, start, end, label=entity.label_)
 
 
 def _trimmed(span: Span, ask: Ask) -> Span:
@@ -312,6 +324,58 @@ def _magnitude(text: str) -> float | None:
     return value * scale
 
 
+def _sentences(doc: Doc) -> list[Span]:
+    """``doc``'s sentences, a lead that ends in a colon joined to what it introduces ("26 September
+    2014: Phase I set up" is one statement)."""
+    out: list[Span] = []
+    start = None
+    for sent in doc.sents:
+        if not sent.text.strip():
+            continue
+        start = sent.start if start is None else start
+        if sent.text.rstrip().endswith(":") and sent.end < len(doc):
+            continue
+        out.append(doc[start: sent.end])
+        start = None
+    return out
+
+
+def _lines(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The passage's lines as plain text, each with the offset in the passage of each of its characters.
+
+    A list item or a table row is a unit of its own, and Markdown's marks are dropped ("**26 September
+    2014**" is read as a date; a table's cells are kept apart by a ";"), while every value still maps back
+    to the passage's own characters."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    at = 0
+    for line in text.split("\n"):
+        chars: list[str] = []
+        positions: list[int] = []
+        lead = _LINE_MARK.match(line)
+        i = lead.end() if lead else 0
+        while i < len(line):
+            mark = _INLINE_MARK.match(line, i)
+            if mark:
+                if mark.group(0).strip() in _SEPARATORS and chars:  # "date - event", "cell | cell"
+                    chars.append(_SEPARATORS[mark.group(0).strip()])
+                    positions.append(at + mark.start() + mark.group(0).index(mark.group(0).strip()))
+                i = mark.end()
+                continue
+            chars.append(line[i])
+            positions.append(at + i)
+            i += 1
+        plain = "".join(chars)
+        if plain.strip():
+            out.append((plain, tuple(positions)))
+        at += len(line) + 1
+    return out
+
+
+_LINE_MARK = re.compile(r"[ \t]*(?:#+[ \t]*|[-*+>][ \t]+|\d+\.[ \t]+)?")
+_INLINE_MARK = re.compile(r"\*+|`+|\||(?<= )[-\u2013\u2014](?= )")
+_SEPARATORS = {"|": ";", "-": ":", "\u2013": ":", "\u2014": ":"}
+
+
 def _locate(sentence: str, text: str) -> tuple[int, int] | None:
     """Where ``sentence`` stands in ``text`` (whitespace may differ), as (start, end)."""
     at = text.find(sentence)
@@ -334,13 +398,13 @@ class _Evidence:
 
     rank: int
     citation: Citation
-    offset: int
-    """Where the sentence starts in the passage's chunk text."""
+    positions: tuple[int, ...]
+    """Where each character of ``doc`` stands in the passage's chunk text."""
     doc: Doc
 
     def answer_span(self, span: Span) -> AnswerSpan:
+        """The value as the passage spells it, at its offsets in the source file."""
         chunk = self.citation.chunk
-        start = self.offset + span.start_char
-        text = chunk.text[start: start + len(span.text)]
-        return AnswerSpan(text=text, n=self.citation.n, start=chunk.start + start,
-                          end=chunk.start + start + len(text))
+        start, end = self.positions[span.start_char], self.positions[span.end_char - 1] + 1
+        text = chunk.text[start:end]
+        return AnswerSpan(text=text, n=self.citation.n, start=chunk.start + start, end=chunk.start + end)
