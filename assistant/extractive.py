@@ -169,6 +169,7 @@ class ExtractiveAnswerer:
             chosen += _followed([c], chosen, facts, views, form)
         chosen = [_trimmed(c, form) for c in chosen[:limit]]
         chosen += _list_items(chosen, views)
+        chosen += _referents(chosen, views)
         return sorted(chosen, key=lambda c: (c.order, c.span.start))
 
     def _shortlisted(self, candidates: list[Candidate], views: list[PassageView]) -> list[Candidate]:
@@ -315,6 +316,37 @@ def _trimmed(candidate: Candidate, form: QuestionForm) -> Candidate:
     start = candidate.span.start + best.start() + (len(raw) - len(raw.lstrip()))
     piece = raw.strip().rstrip(",")
     return replace(candidate, span=Span(start, start + len(piece), piece))
+
+
+def _referents(chosen: list[Candidate], views: list[PassageView]) -> list[Candidate]:
+    """The sentence before each chosen one that opens by pointing back ("It reported that ...", "The
+    survey was translated ..." after "The Brannock coastal survey listed ..."): quoted with it, so the
+    reader sees who "it" is without opening the passage."""
+    keys = {c.key for c in chosen}
+    added: list[Candidate] = []
+    for c in chosen:
+        before = [s for s in views[c.passage].spans if s.end <= c.span.start]
+        if not before or (c.passage, before[-1].start) in keys or not _points_back(c.span.text, before[-1].text):
+            continue
+        keys.add((c.passage, before[-1].start))
+        added.append(replace(c, span=before[-1], values=(), gap=False))
+    return added
+
+
+def _points_back(sentence: str, previous: str) -> bool:
+    """Whether ``sentence`` opens with a pronoun, or with "the X" where X is a word of ``previous``."""
+    first = re.match(r"\W*(\w+)(?:\s+(\w+))?", sentence)
+    if first is None:
+        return False
+    word, after = first.group(1), first.group(2) or ""
+    if word.lower() in _POINTING:
+        return True
+    return word.lower() == "the" and after.islower() and len(after) > 3 and \
+        re.search(rf"\b{re.escape(after)}\b", previous, re.IGNORECASE) is not None
+
+
+# Pronouns and demonstratives that open a sentence by pointing back to the one before it.
+_POINTING = frozenset(["it", "its", "they", "their", "them", "he", "his", "she", "her", "this", "these", "those"])
 
 
 def _repeats(a: str, b: str, similarity: float) -> bool:

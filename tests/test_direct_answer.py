@@ -132,3 +132,11 @@ def test_a_saved_chat_shows_the_direct_answer_again_in_bold(engine):
     restored = answer_from_dict(json.loads(json.dumps(answer_to_dict(answer))))
     assert restored.direct_answer == answer.direct_answer
     assert answer_markdown(restored).startswith("**Ada Quillon \\[1\\]\\.**\n\n")
+
+
+def test_a_quote_that_points_back_is_shown_with_the_sentence_it_points_to(engine):
+    answer = _checked(engine, "Who has sailed the route since the ferry was launched?")
+    quoted = [s.text for s in answer.sentences]
+    captain = next(i for i, text in enumerate(quoted) if text.startswith("Its captain"))
+    assert captain > 0 and quoted[captain - 1].startswith("The Kestrel ferry crosses the Lisk Estuary")
+    assert answer.sentences[captain - 1].citations == answer.sentences[captain].citations

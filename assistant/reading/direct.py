@@ -24,7 +24,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from assistant.answer import AnswerSentence, AnswerSpan, Citation, DirectAnswer
-from assistant.reading.asks import Ask, Asked, read_question
+from assistant.reading.asks import LABELS, Ask, Asked, read_question
 from assistant.reading.language import load_language
 from index.embedding import TextEmbedder
 
@@ -126,7 +126,7 @@ class DirectAnswerComposer:
         per process: passage text is never embedded at question time."""
         if not noun or not candidates:
             return np.zeros(len(candidates))
-        labels = sorted({c.label_ for c in candidates if c.label_})
+        labels = sorted({c.label_ for c in candidates if c.label_ in LABELS["thing"]})
         fits = self._described(labels) @ self.embedder.encode([noun])[0] if labels else np.zeros(0)
         by_label = dict(zip(labels, fits, strict=True))
         head = noun.split()[-1].lower()
@@ -224,9 +224,9 @@ def _new_words(span: Span, asked: Asked) -> bool:
 def _score(ask: Ask, asked: Asked, evidence: _Evidence, span: Span) -> float:
     """A candidate's fit: its type, how close it stands to the ask's own words in its sentence, how much
     of the question its sentence covers, and the sentence's place in the answer."""
-    label = span.label_ if span.label_ else ""
+    label = span.label_ if span.label_ in ask.labels else ""  # a noun chunk's "NP" is no type
     if ask.kind == "thing":  # any entity may answer "what X": the fit of X to it decides
-        typed = 1.0 if label else 0.3
+        typed = 1.0 if label else 0.6
     else:
         typed = 1.0 - 0.15 * ask.labels.index(label) if label in ask.labels else 0.3
     anchors = [t.i for t in evidence.doc if t.lemma_.lower() in ask.lemmas and not (span.start <= t.i < span.end)]
