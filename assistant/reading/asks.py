@@ -219,7 +219,9 @@ def _options(doc: Doc) -> tuple[str, ...]:
         start = head.left_edge.i
         while start < head.i and doc[start].pos_ not in ("PROPN", "NOUN", "NUM", "DET"):
             start += 1  # "first The Exies": the comparison's word is not part of the option
-        left = doc[start: head.i + 1]
+        # The left option is the head's phrase up to the "or": "Made in China 2025", not "Made".
+        stop = min((c.i for c in head.children if c.dep_ in ("cc", "punct") and c.i > head.i), default=head.i + 1)
+        left = doc[start: max(stop, head.i + 1)]
         right = doc[token.left_edge.i: token.right_edge.i + 1]
         return (_strip(left), _strip(right))
     return ()

@@ -172,7 +172,7 @@ def _candidates(doc: Doc, ask: Ask, asked: Asked) -> list[Span]:
         taken = {i for e in doc.ents for i in range(e.start, e.end)}
         spans += [c for c in doc.noun_chunks if not taken & set(range(c.start, c.end)) and c.root.pos_ != "PRON"]
     # A name the tagger left untyped ("the Dutch company ASML"): the proper nouns that head a noun phrase.
-    for chunk in doc.noun_chunks:
+    for chunk in doc.noun_chunks if ask.kind in ("person", "place", "thing") else ():
         root = chunk.root
         if root.pos_ == "PROPN" and not any(e.start <= root.i < e.end for e in doc.ents):
             start = root.i
@@ -265,7 +265,7 @@ def _option_value(option: str, asked: Asked, evidence: list[_Evidence]) -> Answe
                 continue
             distance = abs(entity.start_char - at) if at >= 0 else 200 + entity.start_char
             if best is None or distance < best[0]:
-                best = (distance, e, entity)
+                best = (distance, e, _whole(entity))
     if best is None:
         return None
     return best[1].answer_span(best[2])
