@@ -26,6 +26,7 @@ from spacy.tokens import Doc, Span
 from assistant.answer import AnswerSentence, AnswerSpan, Citation, DirectAnswer
 from assistant.reading.asks import LABELS, Ask, Asked, read_question
 from assistant.reading.language import load_language
+from assistant.reading.passage_text import locate, plain_lines, statements
 from index.embedding import TextEmbedder
 
 
@@ -91,15 +92,16 @@ class DirectAnswerComposer:
                     continue
                 if citation not in order:
                     order.append(citation)
-                at = _locate(sentence.text, citation.chunk.text)
+                at = locate(sentence.text, citation.chunk.text)
                 if at is None:  # a reworded sentence: its support is the span verification found
                     at = (citation.support_start - citation.chunk.start, citation.support_end - citation.chunk.start)
                 kept.setdefault((n, at[0]), rank)
         quoted = max(kept.values(), default=0) + 1
-        lines = [(citation, positions, plain) for citation in order for plain, positions in _lines(citation.chunk.text)]
+        lines = [(citation, positions, plain)
+                 for citation in order for plain, positions in plain_lines(citation.chunk.text)]
         evidence: list[_Evidence] = []
         for (citation, positions, _), doc in zip(lines, self.nlp.pipe(plain for *_, plain in lines), strict=True):
-            for sent in _sentences(doc):
+            for sent in statements(doc):
                 within = positions[sent.start_char: sent.end_char]
                 begin, end = within[0], within[-1] + 1
                 rank = next((r for (n, at), r in kept.items() if n == citation.n and begin <= at < end), None)
@@ -322,70 +324,6 @@ def _magnitude(text: str) -> float | None:
     value = float(number.group(0).replace(",", ""))
     scale = next((s for w, s in _SCALE.items() if w in text.lower()), 1.0)
     return value * scale
-
-
-def _sentences(doc: Doc) -> list[Span]:
-    """``doc``'s sentences, a lead that ends in a colon joined to what it introduces ("26 September
-    2014: Phase I set up" is one statement)."""
-    out: list[Span] = []
-    start = None
-    for sent in doc.sents:
-        if not sent.text.strip():
-            continue
-        start = sent.start if start is None else start
-        if sent.text.rstrip().endswith(":") and sent.end < len(doc):
-            continue
-        out.append(doc[start: sent.end])
-        start = None
-    return out
-
-
-def _lines(text: str) -> list[tuple[str, tuple[int, ...]]]:
-    """The passage's lines as plain text, each with the offset in the passage of each of its characters.
-
-    A list item or a table row is a unit of its own, and Markdown's marks are dropped ("**26 September
-    2014**" is read as a date; a table's cells are kept apart by a ";"), while every value still maps back
-    to the passage's own characters."""
-    out: list[tuple[str, tuple[int, ...]]] = []
-    at = 0
-    for line in text.split("\n"):
-        chars: list[str] = []
-        positions: list[int] = []
-        lead = _LINE_MARK.match(line)
-        i = lead.end() if lead else 0
-        while i < len(line):
-            mark = _INLINE_MARK.match(line, i)
-            if mark:
-                if mark.group(0).strip() in _SEPARATORS and chars:  # "date - event", "cell | cell"
-                    chars.append(_SEPARATORS[mark.group(0).strip()])
-                    positions.append(at + mark.start() + mark.group(0).index(mark.group(0).strip()))
-                i = mark.end()
-                continue
-            chars.append(line[i])
-            positions.append(at + i)
-            i += 1
-        plain = "".join(chars)
-        if plain.strip():
-            out.append((plain, tuple(positions)))
-        at += len(line) + 1
-    return out
-
-
-_LINE_MARK = re.compile(r"[ \t]*(?:#+[ \t]*|[-*+>][ \t]+|\d+\.[ \t]+)?")
-_INLINE_MARK = re.compile(r"\*+|`+|\||(?<= )[-\u2013\u2014](?= )")
-_SEPARATORS = {"|": ";", "-": ":", "\u2013": ":", "\u2014": ":"}
-
-
-def _locate(sentence: str, text: str) -> tuple[int, int] | None:
-    """Where ``sentence`` stands in ``text`` (whitespace may differ), as (start, end)."""
-    at = text.find(sentence)
-    if at >= 0:
-        return at, at + len(sentence)
-    words = re.findall(r"\S+", sentence)
-    if not words:
-        return None
-    match = re.search(r"\s+".join(map(re.escape, words)), text)
-    return (match.start(), match.end()) if match else None
 
 
 def _capitalised(text: str) -> str:
