@@ -68,7 +68,9 @@ class AnswerSentence:
 class Timings:
     retrieval_s: float = 0.0
     hop_s: float = 0.0
-    """The second retrieval hop (0 when the first hop's passages answered)."""
+    """The later retrieval hops (0 when the first hop's passages answered)."""
+    hops: int = 1
+    """How many searches the answer took: 1 when the first retrieval's passages answered."""
     generation_s: float = 0.0
     first_token_s: float | None = None
     verification_s: float = 0.0
@@ -95,10 +97,14 @@ class Answer:
     draft: str = field(default="", repr=False)
     """The answerer's raw output before verification (for debugging and evaluation)."""
     timings: Timings = Timings()
-    hop_queries: tuple[str, ...] = ()
-    """What the second retrieval hop searched for (empty when it did not run)."""
+    hop_steps: tuple[HopStep, ...] = ()
+    """What the later retrieval hops searched for (empty when none ran)."""
     direct_answer: DirectAnswer | None = None
     """The short statement of what was asked, which ``text`` opens with (None when none was composed)."""
+
+    @property
+    def hop_queries(self) -> tuple[str, ...]:
+        return tuple(step.query for step in self.hop_steps)
 
     def markdown(self) -> str:
         """The answer with a numbered reference list, for copying."""
@@ -134,8 +140,19 @@ class Answer:
             ],
             "timings": asdict(self.timings),
             "hop_queries": list(self.hop_queries),
+            "hop_steps": [asdict(s) for s in self.hop_steps],
             "direct_answer": asdict(self.direct_answer) if self.direct_answer is not None else None,
         }
+
+
+@dataclass(frozen=True)
+class HopStep:
+    """One search of a later hop: the bridge name a passage of the hop before named, and the query."""
+
+    hop: int
+    """2 for the first search after the pipeline's retrieval, up to ``Hops.max_hops``."""
+    bridge: str
+    query: str
 
 
 @dataclass(frozen=True)
@@ -161,3 +178,6 @@ class DirectAnswer:
     spans: tuple[AnswerSpan, ...]
     missing: tuple[str, ...] = ()
     """The parts of the question that no cited span answers ("who translated it")."""
+    chain: tuple[AnswerSpan, ...] = ()
+    """The bridges a multi-hop answer went through, each as the cited passage before it names it, in
+    order: "the singer [1] -> the single [2]" before the producer [3]."""

@@ -48,10 +48,10 @@ def answer_candidates(views: list[PassageView], form: QuestionForm,
     total_weight = weight(form.words, weights, len(views)) or 1.0
     out = []
     asked_years = years(" ".join(form.names) + " " + " ".join(form.words))
+    on_year = _on_year(views, asked_years)
     for n, view in enumerate(views):
         context = passage_context_words(view)
-        chunk = view.passage.chunk
-        off_year = bool(asked_years) and not asked_years & years(f"{chunk.title} {chunk.text}")
+        off_year = bool(asked_years) and n not in on_year
         for i, span in enumerate(view.spans):
             if not _answer_candidate(span.text):
                 continue
@@ -64,6 +64,21 @@ def answer_candidates(views: list[PassageView], form: QuestionForm,
                                  title=f"{view.passage.chunk.title} {view.passage.chunk.heading}",
                                  counted=counts_unit(form, span.text)))
     return out
+
+
+def _on_year(views: list[PassageView], asked_years: set[str]) -> set[int]:
+    """The passages that speak of an asked year, and those reached from one through a chain of names:
+    in "the single of the singer born in 1970", 1970 is the singer's, and the single's passage, named
+    by the singer's, need not repeat it."""
+    texts = [f"{v.passage.chunk.title} {v.passage.chunk.text}" for v in views]
+    on = {n for n, text in enumerate(texts) if asked_years & years(text)}
+    titles = [title_key(v) for v in views]
+    grown = True
+    while grown:
+        reached = {n for n, t in enumerate(titles) if n not in on and t and any(t in texts[m].lower() for m in on)}
+        on |= reached
+        grown = bool(reached)
+    return on
 
 
 def title_key(view: PassageView) -> str:

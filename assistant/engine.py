@@ -69,7 +69,7 @@ class Engine:
         self.store = ChunkStore(client, self.settings.collection, index_identity(self.settings, self.embedder))
         self.retriever = Retriever(self.settings, self.store, self.embedder.query_embedder)
         self.pipeline = AnswerPipeline(
-            self.retriever, self.verifier, self.settings.min_relevance,
+            self.retriever, self.verifier, self.settings.min_relevance, self.settings.nlp_model,
             unsupported=self.settings.unsupported, max_question_chars=self.settings.max_question_chars,
             max_passages=self.settings.max_passages, preview=self.extractive, vectors=self.vectors,
             direct=DirectAnswerComposer(self.settings.nlp_model, self.embedder.query_embedder),

@@ -242,10 +242,19 @@ def _followed(leading: list[Candidate], chosen: list[Candidate], facts: list[Can
     for n, title in enumerate(titles):
         if not title or n in cited or title in asked or not any(title in c.lowered for c in leading):
             continue
-        steps = [c for c in facts if c.passage == n and not c.off_year and (c.values or not form.typed)
-                 and _brings(c, chosen, form)]
-        if steps:
-            found.append(max(steps, key=lambda c: c.score))
+        steps = sorted((c for c in facts if c.passage == n and not c.off_year and _brings(c, chosen, form)),
+                       key=lambda c: -c.score)
+        answering = [c for c in steps if c.values or not form.typed]
+        if answering:
+            found.append(answering[0])
+            continue
+        # No value here: a sentence that names the next entity is a step on to the passage that has one
+        # ("the singer [1] -> her best-known single [2] -> its producer [3]"), up to the last passage.
+        for step in steps:
+            onward = _followed([step], [*chosen, *found, step], facts, views, form)
+            if onward:
+                found += [step, *onward]
+                break
     return found
 
 

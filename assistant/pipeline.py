@@ -4,7 +4,7 @@
       -> standalone query       (answerer.standalone_query)
       -> hybrid retrieval       (Retriever)
       -> relevance gate         (refuse when nothing is relevant enough)
-      -> second hop             (SecondHop: search the bridge entity when no passage answers)
+      -> later hops             (Hops: search the bridge entities, up to 4 hops, until a passage answers)
       -> draft, streamed        (answerer.draft)                      yields Token per piece
       -> verification           (Verification: keep, move or drop     yields Settled per kept sentence,
                                  each citation, sentence by sentence   once the answer cannot be refused
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from assistant.answer import Answer, AnswerSentence, Citation, Timings, Turn
 from assistant.answerers import Answerer, strip_markup
-from assistant.hop import SecondHop
+from assistant.hop import Hops, HopStep
 from assistant.passage import Passage
 from assistant.prompts import REFUSAL_TEXT
 from assistant.reading.direct import DirectAnswerComposer
@@ -81,7 +81,7 @@ class AnswerPipeline:
     retriever's model: the query vector retrieval computed is kept there, so nobody embeds it again.
     """
 
-    def __init__(self, retriever: Retriever, verifier: Verifier, min_relevance: float,
+    def __init__(self, retriever: Retriever, verifier: Verifier, min_relevance: float, nlp_model: str,
                  unsupported: str = "drop", max_question_chars: int = 2000, max_passages: int = 20,
                  preview: Answerer | None = None, vectors: SentenceVectors | None = None,
                  direct: DirectAnswerComposer | None = None) -> None:
@@ -91,7 +91,7 @@ class AnswerPipeline:
         self.unsupported = unsupported
         self.max_question_chars = max_question_chars
         self.max_passages = max_passages
-        self.hop = SecondHop(retriever, verifier)
+        self.hops = Hops(retriever, verifier, nlp_model)
         self.preview = preview
         self.vectors = vectors
         self.direct = direct
@@ -129,13 +129,13 @@ class AnswerPipeline:
             self.vectors.remember(query, retrieval.query_vector)  # the answerer ranks against it too
         retrieval_s = time.perf_counter() - started
 
-        hop_queries: tuple[str, ...] = ()
+        hop_steps: tuple[HopStep, ...] = ()
 
         def finish(**fields: object) -> Answer:
             total = time.perf_counter() - started
             timings = fields.pop("timings", Timings(retrieval_s=retrieval_s, total_s=total))
             return Answer(question=question, query=query, passages=tuple(passages), answerer=answerer.name,
-                          timings=timings, hop_queries=hop_queries, **fields)  # type: ignore[arg-type]
+                          timings=timings, hop_steps=hop_steps, **fields)  # type: ignore[arg-type]
 
         best = max((p.relevance for p in passages), default=0.0)
         unknown = self.retriever.unknown_terms(question)
@@ -148,9 +148,9 @@ class AnswerPipeline:
             yield finish(text=REFUSAL_TEXT, sentences=(), citations=(), refused=True, refusal_reason=reason)
             return
 
-        hop = self.hop.run(question if question == query else query, passages, options.filters,
-                           question_vector=retrieval.query_vector)
-        passages, hop_queries = hop.passages, hop.queries
+        hop = self.hops.run(question if question == query else query, passages, options.filters,
+                            question_vector=retrieval.query_vector)
+        passages, hop_steps = hop.passages, hop.steps
         if options.k is not None and len(passages) > options.k:
             # The user asked for k passages: the hop's finds take the places of the weakest first-hop ones.
             added = passages[len(retrieval.passages):][: max(0, options.k - 1)]
@@ -174,7 +174,7 @@ class AnswerPipeline:
         generation_s = time.perf_counter() - generation_started - settling.seconds
 
         verified, rest = settling.finish(draft)
-        timings = Timings(retrieval_s=retrieval_s, hop_s=hop.seconds, generation_s=generation_s,
+        timings = Timings(retrieval_s=retrieval_s, hop_s=hop.seconds, hops=hop.count, generation_s=generation_s,
                           first_token_s=first_token, verification_s=settling.seconds,
                           total_s=time.perf_counter() - started)
         if not any(s.status != "unsupported" for s in verified.sentences):

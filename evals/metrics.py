@@ -30,7 +30,7 @@ HEADLINE = RETRIEVAL_METRICS + PASSAGE_METRICS + ANSWER_METRICS + CITATION_METRI
 
 EXTRA_METRICS = ("hit@3", "recall@5", "passage_hit", "answer_passage_hit_answered", "key_fact_recall_answered",
                  "token_f1_answered", "citation_precision_answered", "faithfulness_answered", "answered_rate",
-                 "hop_rate")
+                 "hop_rate", "hops")
 STAGES = ("retrieval_s", "hop_s", "generation_s", "first_token_s", "verification_s", "direct_s", "total_s")
 """The answer's timings, in pipeline order: latency per stage in summary.json and the report."""
 

@@ -86,6 +86,7 @@ def score_case(case: EvalCase, answer: dict[str, Any], ranking: Sequence[str],
         scores["unanswerable_refused"] = float(refused)
     scores["answered_rate"] = float(not refused)
     scores["hop_rate"] = float(bool(answer.get("hop_queries")))
+    scores["hops"] = float((answer.get("timings") or {}).get("hops") or 1)
     if answerable:
         scores.update(retrieval_scores(ranking, gold))
         # Whether the answerer was given a gold note at all, refused or not: averaged over answered cases

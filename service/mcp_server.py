@@ -98,6 +98,7 @@ class DirectAnswerResult(TypedDict):
     answer: str
     missing: list[str]
     spans: list[DirectSpan]
+    chain: list[DirectSpan]
 
 
 class AskResult(TypedDict):

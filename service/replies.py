@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.answer import Answer, AnswerSentence
+from assistant.answer import Answer, AnswerSentence, AnswerSpan
 from assistant.passage import Passage
 from assistant.verification import render
 from index.index_report import IndexReport
@@ -90,7 +90,11 @@ def direct_answer_dict(answer: Answer) -> dict[str, Any] | None:
     if direct is None:
         return None
     return {"text": direct.text, "answer": direct.answer, "missing": list(direct.missing),
-            "spans": [{"text": s.text, "n": s.n, "start": s.start, "end": s.end} for s in direct.spans]}
+            "spans": [_span_dict(s) for s in direct.spans], "chain": [_span_dict(s) for s in direct.chain]}
+
+
+def _span_dict(span: AnswerSpan) -> dict[str, Any]:
+    return {"text": span.text, "n": span.n, "start": span.start, "end": span.end}
 
 
 def passage_dict(p: Passage, rank: int) -> dict[str, Any]:

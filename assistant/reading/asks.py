@@ -59,6 +59,9 @@ class Ask:
     lead: str = ""
     """Words the question puts before the question word ("more than" in "more than how many"): a value
     that opens with them says them twice."""
+    verb: str = ""
+    """The lemma of the verb the ask's clause turns on ("produce" in "who produced ..."), empty for a
+    copula: the answer is what that verb's subject, agent or object is in the passage."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -96,7 +99,8 @@ def read_question(nlp: Language, question: str) -> Asked:
             continue  # a relative pronoun ("the film that was shot ..."): not an ask
         ask = _ask(token, clause)
         if ask is not None:
-            ask = replace(ask, lead=_lead(token), label=_label(token, ask))
+            ask = replace(ask, lead=_lead(token), label=_label(token, ask),
+                          verb=clause.lemma_.lower() if clause.pos_ == "VERB" else "")
         if ask is not None and (clause.i, ask.kind) not in seen:
             seen.add((clause.i, ask.kind))
             asks.append(ask)

@@ -62,7 +62,12 @@ class DirectAnswerComposer:
         if len(found) == 1:
             value = found[0][1]
             assert value is not None
-            return DirectAnswer(text=f"{value.text} [{value.n}].", answer=value.text, spans=(value,))
+            chain = _chain(value, asked, evidence)
+            if not chain:
+                return DirectAnswer(text=f"{value.text} [{value.n}].", answer=value.text, spans=(value,))
+            steps = " \u2192 ".join(f"{step.text} [{step.n}]" for step in (*chain, value))
+            return DirectAnswer(text=f"{value.text} [{value.n}] ({steps}).", answer=value.text, spans=(value,),
+                                chain=chain)
         pieces, values = [], []
         for ask, value in found:
             if value is None:
@@ -165,6 +170,34 @@ class DirectAnswerComposer:
         return DirectAnswer(text=f"{_capitalised(shown)}.", answer="", spans=spans, missing=missing)
 
 
+def _chain(value: AnswerSpan, asked: Asked, evidence: list[_Evidence]) -> tuple[AnswerSpan, ...]:
+    """The bridges that lead to the value's passage, as cited passages spell them: the passage the value
+    is in is named by another cited passage, which may be named by a third ("the singer [1] -> the
+    single [2]" before the producer [3]). A passage the question itself names is no bridge."""
+    steps: list[AnswerSpan] = []
+    at_n, used = value.n, {value.n}
+    while len(steps) < 3:
+        title = next((_title_name(e.citation.chunk.title) for e in evidence if e.citation.n == at_n), "")
+        if not title or set(title.split()) <= asked.named:
+            break
+        link = next(((e, at) for e in sorted(evidence, key=lambda e: e.rank) if e.citation.n not in used
+                     and (at := e.doc.text.lower().find(title)) >= 0), None)
+        span = link[0].doc.char_span(link[1], link[1] + len(title), alignment_mode="expand") if link else None
+        if link is None or span is None:
+            break
+        steps.insert(0, link[0].answer_span(span))
+        at_n = link[0].citation.n
+        used.add(at_n)
+    return tuple(steps)
+
+
+def _title_name(title: str) -> str:
+    """What another passage calls the subject of a passage titled ``title`` ("Varnholt (rowing club)" is
+    "varnholt"), lower case; empty for a title too short to find safely."""
+    name = re.sub(r"\s*\([^)]*\)", "", title or "").strip().strip("\"\u201c\u201d").lower()
+    return name if len(name) >= 4 else ""
+
+
 def _candidates(doc: Doc, ask: Ask, asked: Asked) -> list[Span]:
     """The spans of ``doc`` that could answer ``ask``: entities of its types (and, for "what X",
     noun phrases), less those the question already names."""
@@ -239,7 +272,18 @@ def _score(ask: Ask, asked: Asked, evidence: _Evidence, span: Span) -> float:
     unit = 0.5 if ask.noun and ask.kind == "number" and _counts(span, ask.noun) else 0.0
     # The doer of a passive verb ("translated ... by the Orlen Institute") answers "who did it".
     agent = 0.3 if ask.kind == "person" and span.root.head.dep_ == "agent" else 0.0
-    return typed + near + cover + unit + agent - 0.05 * min(evidence.rank, 10)
+    return typed + near + cover + unit + agent + _role(ask, span) - 0.05 * min(evidence.rank, 10)
+
+
+def _role(ask: Ask, span: Span) -> float:
+    """Whether the candidate fills a slot of the ask's own verb: "Pieter Aske produced ...", "produced by
+    Jon Halm", "founded in 1911" for "who produced", "who produced", "when was it founded". A sentence
+    that only shares the question's other words (the bridge's) is about something else."""
+    if not ask.verb:
+        return 0.0
+    head = span.root.head
+    heads = [head, head.head] if head.dep_ in ("prep", "agent") else [head]
+    return 1.0 if any(h.lemma_.lower() == ask.verb and h.i != span.root.i for h in heads) else 0.0
 
 
 def _counts(span: Span, noun: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from assistant.answer import Answer, AnswerSentence, AnswerSpan, Citation, DirectAnswer, Timings
+from assistant.answer import Answer, AnswerSentence, AnswerSpan, Citation, DirectAnswer, HopStep, Timings
 from assistant.passage import Passage
 from index.chunk import Chunk
 
@@ -52,7 +52,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         Citation(**{**_known(Citation, c), "passage": _passage(c["passage"])}) for c in data.get("citations") or ()
     )
     fields["timings"] = Timings(**_known(Timings, data.get("timings") or {}))
-    fields["hop_queries"] = tuple(data.get("hop_queries") or ())
+    fields["hop_steps"] = tuple(HopStep(**_known(HopStep, s)) for s in data.get("hop_steps") or ())
     fields["direct_answer"] = _direct(data["direct_answer"]) if data.get("direct_answer") else None
     return Answer(**fields)
 
@@ -61,4 +61,5 @@ def _direct(data: dict[str, Any]) -> DirectAnswer:
     fields = _known(DirectAnswer, data)
     fields["spans"] = tuple(AnswerSpan(**_known(AnswerSpan, s)) for s in data.get("spans") or ())
     fields["missing"] = tuple(fields.get("missing") or ())
+    fields["chain"] = tuple(AnswerSpan(**_known(AnswerSpan, s)) for s in data.get("chain") or ())
     return DirectAnswer(**fields)
