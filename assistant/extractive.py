@@ -163,6 +163,8 @@ class ExtractiveAnswerer:
                 continue
             if not wanted and not _adds_to(c, chosen, form, weights, len(views)):
                 continue
+            if not wanted and _off_chain(c, chosen, views):
+                continue
             if any(_repeats(c.span.text, o.span.text, float(vector(c) @ vector(o))) for o in chosen):
                 continue
             chosen.append(c)
@@ -278,6 +280,25 @@ def _adds_to(candidate: Candidate, chosen: list[Candidate], form: QuestionForm, 
     if candidate.passage in {c.passage for c in chosen}:
         return candidate.in_context >= 0.5 * best or fresh > 0
     return fresh >= _FRESH_COVER or candidate.in_context >= _OTHER_PASSAGE_COVER * best
+
+
+def _off_chain(candidate: Candidate, chosen: list[Candidate], views: list[PassageView]) -> bool:
+    """Whether ``candidate`` stands outside a chain the answer follows: once the chosen sentences run from
+    one passage to another that the first names, a sentence from a third passage that neither names
+    nor is named by them is a near miss that shares the question's words ("the most popular band in the
+    region" beside the band the film's star founded)."""
+    titles = [title_key(v) for v in views]
+    passages = {c.passage for c in chosen}
+    texts = {c.passage: " ".join(o.lowered for o in chosen if o.passage == c.passage) for c in chosen}
+
+    def names(a: int, b: int) -> bool:
+        return bool(titles[b]) and titles[b] in texts.get(a, views[a].passage.chunk.text.lower())
+
+    chain = any(names(a, b) for a in passages for b in passages if a != b)
+    if not chain or candidate.passage in passages:
+        return False
+    own = views[candidate.passage].passage.chunk.text.lower()
+    return not any(names(a, candidate.passage) or (titles[a] and titles[a] in own) for a in passages)
 
 
 def _list_items(chosen: list[Candidate], views: list[PassageView]) -> list[Candidate]:

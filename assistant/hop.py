@@ -83,7 +83,9 @@ class Hops:
                 fresh = [p for p in found if p.id not in seen][: self.per_bridge]
                 seen.update(p.id for p in fresh)
                 added.extend(fresh)
-                reached.extend([bridge.covered] * len(fresh))
+                # Only a passage that speaks of the bridge continues its chain; the search finds others.
+                reached.extend(bridge.covered if _within(bridge.name.lower(), f"{p.chunk.title} {p.chunk.text}".lower())
+                               else frozenset() for p in fresh)
                 anchors.extend([(bridge.name,)] * len(fresh))
                 steps.append(HopStep(hop, bridge.name, bridge.query))
             if not added:
@@ -126,7 +128,13 @@ class Hops:
         def share(c: Candidate) -> float:
             return weight(covered(c), weights, len(views)) / total
 
-        if any(share(c) >= self.answered_cover and (c.values or not form.typed) for c in candidates):
+        def answers(c: Candidate) -> bool:
+            # A value that is the name its passage was searched for ("Odessa Varn is a folk singer", found
+            # for Odessa Varn) is where the hop arrived, not what the question asks.
+            fresh = [v for v in c.values if not any(_within(v.lower(), a.lower()) for a in anchors[c.passage])]
+            return share(c) >= self.answered_cover and (bool(fresh) or not form.typed)
+
+        if any(answers(c) for c in candidates):
             return []
         covered_by_passage = {title_key(v) for v in views} - {""}
         asked = {n.lower() for n in form.names}

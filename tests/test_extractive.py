@@ -93,6 +93,23 @@ def unseen(tmp_path_factory, embedder):
     write_note(sources, "harbour-choir.md", "Harbour Choir",
                "The Harbour Choir was the most popular band in the region for a decade, and two of its "
                "members founded a record label.")
+    # A chain of three: the town names the singer, the singer's note names the single, and only the
+    # single's note names its producer. Other singers' singles, produced by others, are the near misses.
+    write_note(sources, "kellmouth.md", "Kellmouth",
+               "Kellmouth is a fishing village at the mouth of the Brann. The singer Odessa Varn was born in "
+               "Kellmouth in 1970. The village holds a boat race every August.")
+    write_note(sources, "odessa-varn.md", "Odessa Varn",
+               "Odessa Varn is a folk singer and songwriter. Her best-known single is \"Salt Lantern\", which "
+               "reached the top ten. She toured the northern coast for two decades.")
+    write_note(sources, "salt-lantern.md", "Salt Lantern",
+               "\"Salt Lantern\" is a song recorded in a church hall in one night. Pieter Aske produced the "
+               "recording and arranged it for strings.")
+    for n, (singer, town, song, producer) in enumerate([("Lise Marrow", "Dunholt", "Copper Bell", "Anton Reeve"),
+                                                        ("Yara Fenn", "Oskby", "Tidewater", "Colm Ardent"),
+                                                        ("Nell Sorrin", "Pellick", "Grey Gull", "Ivo Brandt")]):
+        write_note(sources, f"singer-{n}.md", singer,
+                   f"{singer} is a singer who was born in {town} in {1961 + n}. Her best-known single, "
+                   f"\"{song}\", was produced by {producer}.")
     for n in range(6):
         write_note(sources, f"filler-{n}.md", f"Lighthouse {n}",
                    f"Lighthouse {n} stands on a rock off the northern coast. Its lamp was electrified in "
@@ -114,6 +131,43 @@ def test_a_bridge_question_takes_a_second_hop(unseen):
     assert {c.chunk.source for c in answer.citations} >= {"silent-harbour.md"}
     if answer.hop_queries:
         assert answer.timings.hop_s > 0
+
+
+def test_a_chain_of_three_passages_is_followed_to_the_value_and_shown(unseen):
+    answer = unseen.pipeline.ask(unseen.extractive,
+                                 "Who produced the best-known single of the singer born in 1970 in Kellmouth?")
+    assert not answer.refused, answer.refusal_reason
+    direct = answer.direct_answer
+    assert direct is not None and direct.answer == "Pieter Aske", answer.text
+    # The chain reads singer -> single -> producer, each step a span of the passage that names the next.
+    assert [step.text for step in direct.chain] == ["Odessa Varn", "Salt Lantern"], direct
+    by_n = {c.n: c.chunk.source for c in answer.citations}
+    assert [by_n[step.n] for step in direct.chain] == ["kellmouth.md", "odessa-varn.md"]
+    assert by_n[direct.spans[0].n] == "salt-lantern.md"
+    assert "Odessa Varn [" in direct.text and "\u2192" in direct.text
+    # The other singers' producers are not the answer, and are not quoted.
+    assert not any(name in answer.text for name in ("Anton Reeve", "Colm Ardent", "Ivo Brandt"))
+
+
+def test_the_hop_loop_searches_on_from_the_bridge_the_last_hop_found(unseen):
+    # Given only the town's passage, the loop must search the singer, then the single.
+    from assistant.hop import Hops
+    from index.filters import Filters
+
+    pipeline = unseen.pipeline
+    question = "Who produced the best-known single of the singer born in 1970 in Kellmouth?"
+    start = [p for p in pipeline.retriever.retrieve(question, k=8).passages if p.chunk.source == "kellmouth.md"]
+    assert start
+    hop = Hops(pipeline.retriever, pipeline.verifier, pipeline.hops.nlp_model).run(question, start, Filters())
+    found = [p.chunk.source for p in hop.passages]
+    assert "salt-lantern.md" in found, hop.steps
+    assert hop.count >= 3, hop.steps
+    assert [s.bridge for s in hop.steps][:1] == ["Odessa Varn"], hop.steps
+
+
+def test_a_question_the_first_hop_answers_takes_no_more_hops(unseen):
+    answer = unseen.pipeline.ask(unseen.extractive, "Who founded the Varnholt Observatory?")
+    assert answer.timings.hops == 1 and not answer.hop_steps
 
 
 def test_a_chain_is_followed_to_the_passage_a_kept_sentence_names(unseen):
