@@ -18,7 +18,7 @@ from index.chunk import Chunk
 from index.loaders import SourceDocument
 from index.tokens import cl100k
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,10 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n+")
 # A sentence ends at . ! ? (optionally closed by a quote or bracket) followed by space and a
 # capital, digit, quote or bracket. "U.S. Navy" style abbreviations are rare in this corpus;
 # a wrong split costs a little context, never text.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[A-Z0-9])")
+# A sentence ends at its full stop, or where the next list item or table row starts: a list is one
+# paragraph, and its items, read as one over-long sentence, were cut by words mid-item.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[A-Z0-9])"
+                           r"|\n(?=[ \t]*(?:(?:[-*+]|\d{1,3}[.)])[ \t]|\|))")
 
 
 def _sections(text: str) -> Iterator[tuple[str, int, int]]:

@@ -357,10 +357,13 @@ class Indexer:
             progress("chunks", report.chunks_written, report.chunks_written)
 
     def _sentence_vectors(self, chunks: list[Chunk]) -> list[SentenceVector]:
-        """Each distinct sentence of ``chunks`` (per source), embedded, when the settings keep them."""
+        """Each distinct sentence of ``chunks`` (per source), and each title, embedded, when the settings
+        keep them: the answerer reads a title that states the answer as evidence."""
         if not self.settings.sentence_vectors:
             return []
-        pairs = list(dict.fromkeys((chunk.source, span.text) for chunk in chunks for span in sentences(chunk.text)))
+        titles = [(chunk.source, chunk.title) for chunk in chunks if chunk.title]
+        texts_of = [(chunk.source, span.text) for chunk in chunks for span in sentences(chunk.text)]
+        pairs = list(dict.fromkeys([*titles, *texts_of]))
         texts = list(dict.fromkeys(text for _, text in pairs))
         vectors = dict(zip(texts, self.embedder.encode(texts), strict=True)) if texts else {}
         return [SentenceVector(source, text, vectors[text]) for source, text in pairs]

@@ -85,6 +85,17 @@ def test_extractive_answer_cites_the_passage_with_the_figure(default_corpus_inde
     assert "23 June 2021" in answer.citations[0].supporting_text
 
 
+def test_a_title_that_states_the_answer_makes_the_question_answerable(default_corpus_index):
+    # The note's title says Potevio became CETC's subsidiary in 2021; no one sentence of it says what
+    # happened as a whole, and the answer was refused before titles counted as evidence.
+    _, engine = default_corpus_index
+    answer = engine.pipeline.ask(engine.extractive, "What happened to Potevio in 2021?")
+    assert not answer.refused, answer.refusal_reason
+    assert "cetc-potevio-merger.md" in {c.chunk.source for c in answer.citations}
+    assert "subsidiary of CETC" in answer.text or "merged into" in answer.text, answer.text
+    assert answer.direct_answer is None  # a bare "what": the quoted sentences are the answer
+
+
 def _passages(engine, question: str) -> list[Passage]:
     return engine.retriever.retrieve(question, k=6).passages
 

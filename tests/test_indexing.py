@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -189,6 +190,20 @@ def test_every_default_corpus_chunk_fits_the_model(default_corpus_index, embedde
         if embedder.model_token_count(c.embedding_text) > embedder.max_tokens
     ]
     assert not too_long, f"chunks the model would truncate: {too_long[:5]}"
+
+
+def test_no_default_corpus_chunk_opens_inside_a_sentence_or_list_item(default_corpus_index):
+    # A quote must read on its own: a glossary's bullet list, one paragraph, was cut by words mid-item,
+    # and answers opened with "chip self-sufficiency are widely cited, ...".
+    settings, engine = default_corpus_index
+    texts = {}
+    opened_inside = []
+    for c in engine.store.all_chunks():
+        text = texts.setdefault(c.source, (settings.sources_dir / c.source).read_text(encoding="utf-8"))
+        before = text[: c.start].rstrip(" \t")
+        if before and not before.endswith("\n") and not re.search(r"[.!?][\"')\]”’]*$", before):
+            opened_inside.append((c.source, c.text[:40]))
+    assert not opened_inside, opened_inside[:5]
 
 
 @pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds not present")

@@ -148,6 +148,11 @@ def _ask(wh: Token, clause: Token) -> Ask | None:
         return Ask("amount", text, "", lemmas)  # "what were X worth?"
     if word in ("what", "which"):
         noun = wh.head if wh.dep_ == "det" and wh.head.pos_ in ("NOUN", "PROPN") else _copula_noun(wh)
+        if noun is None and word == "what" and wh.dep_ in ("nsubj", "nsubjpass", "dobj", "attr"):
+            # "What happened to X?", "what did Xi tell scientists?", "what is SMIC?": a bare "what" that
+            # is the clause's subject or object names no kind of thing, and any entity of the passage
+            # would fit it; the sentences answer. ("An annual output of what" still asks for a value.)
+            return None
         if noun is None:
             return Ask("thing", text, "", lemmas)
         words = [t.text for t in noun.lefts if t.dep_ in ("compound", "amod") and t.i > wh.i] + [noun.text]
@@ -185,8 +190,10 @@ def _copula_noun(wh: Token) -> Token | None:
     verb = wh.head
     if wh.dep_ not in ("attr", "nsubj") or verb.lemma_ != "be":
         return None
+    # "What is the capital of Y?" names a kind of thing; "what is the Orlen Institute?" names the thing
+    # itself and asks what it is, which its sentences tell.
     other = next((t for t in verb.children if t.dep_ in ("nsubj", "attr") and t.i != wh.i
-                  and t.pos_ in ("NOUN", "PROPN")), None)
+                  and t.pos_ == "NOUN"), None)
     if other is not None and other.lemma_.lower() in _NAMING_NOUNS:
         of = next((p for p in other.children if p.dep_ == "prep" and p.lower_ == "of"), None)
         named = next((t for t in of.children if t.dep_ == "pobj"), None) if of is not None else None

@@ -202,6 +202,10 @@ def _candidates(doc: Doc, ask: Ask, asked: Asked) -> list[Span]:
     """The spans of ``doc`` that could answer ``ask``: entities of its types (and, for "what X",
     noun phrases), less those the question already names."""
     spans = [_whole(e) for e in doc.ents if e.label_ in ask.labels]
+    if ask.kind == "number":
+        # A count inside a name ("the translation '35 Key Technologies'", tagged WORK_OF_ART) still counts.
+        spans += [Span(doc, t.i, t.i + 1, label="CARDINAL") for e in doc.ents if e.label_ not in ask.labels
+                  for t in e if t.like_num and t.text.isdigit()]
     if ask.kind == "thing":
         # A noun phrase that holds a name or a figure is answered by that entity ("a 1998 book": 1998).
         taken = {i for e in doc.ents for i in range(e.start, e.end)}
@@ -269,7 +273,10 @@ def _score(ask: Ask, asked: Asked, evidence: _Evidence, span: Span) -> float:
     near = 1.0 / (1.0 + distance / 4)
     sentence = {t.lemma_.lower() for t in evidence.doc}
     cover = len(asked.lemmas & sentence) / max(1, len(asked.lemmas))
-    unit = 0.5 if ask.noun and ask.kind == "number" and _counts(span, ask.noun) else 0.0
+    counted = ask.noun and ask.kind == "number" and _counts(span, ask.noun)
+    unit = 0.5 if counted else 0.0
+    if ask.noun and ask.kind == "number" and label == "DATE" and not counted:
+        typed = 0.3  # a date answers "how many years", not "how many technologies"
     # The doer of a passive verb ("translated ... by the Orlen Institute") answers "who did it".
     agent = 0.3 if ask.kind == "person" and span.root.head.dep_ == "agent" else 0.0
     return typed + near + cover + unit + agent + _role(ask, span) - 0.05 * min(evidence.rank, 10)
@@ -287,8 +294,9 @@ def _role(ask: Ask, span: Span) -> float:
 
 
 def _counts(span: Span, noun: str) -> bool:
-    """Whether a figure counts what a "how many" ask counts: the noun follows within two words."""
-    following = span.doc[span.end: span.end + 3]
+    """Whether a figure counts what a "how many" ask counts: the noun follows within three words
+    ("35 Key 'Stranglehold' Technologies"), or the figure spells it ("three years")."""
+    following = [t for t in span.doc[span.end: span.end + 6] if not t.is_punct][:3] + list(span)
     lemma = noun.lower().rstrip("s")
     return any(t.lemma_.lower().rstrip("s") == lemma for t in following)
 
