@@ -34,6 +34,12 @@ def engine(tmp_path_factory, embedder):
     write_note(sources, "atlas.md", "The Pell Bay atlas",
                "The harbour board's atlas, \"12 Charted Wrecks of Pell Bay\", was printed in March 1998 by "
                "the Orlen Institute.", publisher="Harbour Board", date="1998-03-02")
+    write_note(sources, "bridge.md", "The Varn bridge",
+               "Some 300 workers built the Varn bridge over the Lisk, which opened on 3 May 1931. Its "
+               "construction cost $4 million.", publisher="Estuary News", date="1931-05-04")
+    write_note(sources, "tunnel.md", "The Pell tunnel",
+               "The Pell tunnel under the bay opened in October 1931, at a cost of $9 million.",
+               publisher="Coast Weekly", date="1931-10-20")
     write_note(sources, "ferry.md", "The Kestrel ferry",
                "The Kestrel ferry crosses the Lisk Estuary. Its captain, Joren Vale, has sailed the route "
                "since the ferry was launched.", publisher="Estuary News", date="2022-01-20")
@@ -89,6 +95,19 @@ def test_a_comparison_states_the_winner_with_both_values_cited(engine):
     assert direct.answer == "the Morrow Lighthouse"
     assert sorted(s.text for s in direct.spans) == ["1871", "1904"]
     assert len({s.n for s in direct.spans}) == 2
+
+
+def test_a_comparison_within_one_year_is_settled_by_month_and_day(engine):
+    answer = _checked(engine, "Which opened first, the Varn bridge or the Pell tunnel?")
+    assert answer.direct_answer.answer == "the Varn bridge", answer.text
+    assert sorted(s.text for s in answer.direct_answer.spans) == ["3 May 1931", "October 1931"]
+
+
+def test_a_comparison_sets_a_sum_against_a_sum_not_a_head_count(engine):
+    # The bridge's note gives 300 workers beside its cost; the cost is what compares with the tunnel's.
+    answer = _checked(engine, "Which cost more, the Varn bridge or the Pell tunnel?")
+    assert answer.direct_answer.answer == "the Pell tunnel", answer.text
+    assert sorted(s.text for s in answer.direct_answer.spans) == ["$4 million", "$9 million"]
 
 
 def test_the_json_answer_carries_the_direct_answer_with_its_spans(engine):

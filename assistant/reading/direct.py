@@ -15,11 +15,13 @@ quoted sentences are the answer.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import spacy
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -150,9 +152,16 @@ class DirectAnswerComposer:
     # A or B ------------------------------------------------------------------------------------
 
     def _choice(self, asked: Asked, evidence: list[_Evidence]) -> DirectAnswer | None:
+        found = [_option_values(option, asked, evidence) for option in asked.options]
+        # Compare like with like: a sum of money with a sum of money, not with a count of firms.
+        shared = set.intersection(*(set(f) for f in found)) if found else set()
+        if asked.order not in ("earliest", "latest") and shared - {"DATE"}:
+            shared -= {"DATE"}  # "which cost more": a date beside the cost is not what is weighed
+        kind = max(shared, key=lambda label: sum(f[label][0] for f in found), default=None)
         values: list[tuple[str, AnswerSpan | None, float | None]] = []
-        for option in asked.options:
-            value = _option_value(option, asked, evidence)
+        for option, by_label in zip(asked.options, found, strict=True):
+            pick = by_label.get(kind) if kind else max(by_label.values(), key=lambda v: v[0], default=None)
+            value = pick[1] if pick is not None else None
             values.append((option, value, _magnitude(value.text) if value is not None else None))
         if all(v is None for _, v, _ in values):
             return None
@@ -301,39 +310,52 @@ def _counts(span: Span, noun: str) -> bool:
     return any(t.lemma_.lower().rstrip("s") == lemma for t in following)
 
 
-def _option_value(option: str, asked: Asked, evidence: list[_Evidence]) -> AnswerSpan | None:
-    """The date or figure that the evidence about ``option`` gives: from a sentence naming it, or from
-    a passage whose title does, the value nearest the option's name."""
-    key = _option_key(option, evidence)
+def _option_values(option: str, asked: Asked, evidence: list[_Evidence]) -> dict[str, tuple[float, AnswerSpan]]:
+    """The date or figure of each type that the evidence about ``option`` gives, nearest its words, with
+    how well it fits.
+
+    A sentence or passage title that spells the option whole is about it. Failing that, the sentences
+    that hold most of the option's own words (those the other option lacks): "the launch of phase I of
+    the Big Fund" is in "Phase I of the ... ('Big Fund') set up on 26 September 2014", and "Darchinyan"
+    stands for "Vic Darchinyan" after a passage's first mention. A value the option itself holds (the
+    "2019" of "exports in 2019") is not its value.
+    """
     labels = ("DATE",) if asked.order in ("earliest", "latest") else ("CARDINAL", "QUANTITY", "MONEY", "PERCENT",
                                                                         "DATE")
-    best: tuple[float, _Evidence, Span] | None = None
+    key = re.sub(r"^(the|a|an)\s+", "", option.lower())
+    others = [o for o in asked.options if o != option]
+    own = _words(option) - set().union(*(_words(o) for o in others)) or _words(option)
+    whole = any(key in e.doc.text.lower() or key in (e.citation.chunk.title or "").lower() for e in evidence)
+    best: dict[str, tuple[float, AnswerSpan]] = {}
+    spelled = re.sub(r"\s+", "", option.lower())
     for e in evidence:
         text = e.doc.text.lower()
-        at = text.find(key)
-        titled = key in (e.citation.chunk.title or "").lower()
-        if at < 0 and not titled:
-            continue
-        for entity in e.doc.ents:
-            if entity.label_ not in labels or entity.text.lower() in key or _magnitude(entity.text) is None:
+        if whole:
+            at = text.find(key)
+            if at < 0 and key not in (e.citation.chunk.title or "").lower():
                 continue
-            distance = abs(entity.start_char - at) if at >= 0 else 200 + entity.start_char
-            if best is None or distance < best[0]:
-                best = (distance, e, _whole(entity))
-    if best is None:
-        return None
-    return best[1].answer_span(best[2])
+            anchors = [e.doc.char_span(at, at + len(key), alignment_mode="expand").start] if at >= 0 else []
+            fit = 1.0
+        else:
+            said = {t.lemma_.lower() for t in e.doc} | {t.lower_ for t in e.doc} | _words(e.citation.chunk.title)
+            fit = len(own & said) / len(own)
+            if fit < 0.5:
+                continue
+            anchors = [t.i for t in e.doc if t.lower_ in own or t.lemma_.lower() in own]
+        for entity in e.doc.ents:
+            if entity.label_ not in labels or re.sub(r"\s+", "", entity.text.lower()) in spelled \
+                    or _magnitude(entity.text) is None:
+                continue
+            distance = min((abs(entity.start - a) for a in anchors), default=40)
+            score = fit - 0.02 * distance - 0.01 * min(e.rank, 20)
+            if entity.label_ not in best or score > best[entity.label_][0]:
+                best[entity.label_] = (score, e.answer_span(_whole(entity)))
+    return best
 
 
-def _option_key(option: str, evidence: list[_Evidence]) -> str:
-    """How the evidence names ``option``: in full, or failing that by its last word (a surname, a
-    head noun), as passages do after their first mention ("Darchinyan", not "Vic Darchinyan")."""
-    key = re.sub(r"^(the|a|an)\s+", "", option.lower())
-    last = key.split()[-1] if key.split() else key
-    if len(last) < 4 or any(key in e.doc.text.lower() or key in (e.citation.chunk.title or "").lower()
-                            for e in evidence):
-        return key
-    return last
+def _words(text: str) -> set[str]:
+    """The content words of ``text``, lower case (spaCy's English stop words left out)."""
+    return {w for w in re.findall(r"[\w&+-]+", (text or "").lower()) if w not in STOP_WORDS and len(w) > 1}
 
 
 def _covering_option(asked: Asked, evidence: list[_Evidence]) -> DirectAnswer | None:
@@ -369,13 +391,28 @@ def _magnitude(text: str) -> float | None:
     """A value to compare: a year (with month and day when given) or a figure, with its scale word."""
     year = re.search(r"\b(1\d{3}|20\d\d)\b", text)
     if year:
-        return float(year.group(1))
+        return _date_value(text[: year.end()]) or float(year.group(1))
     number = re.search(r"\d+(?:[.,]\d+)*", text)
     if number is None:
         return None
     value = float(number.group(0).replace(",", ""))
     scale = next((s for w, s in _SCALE.items() if w in text.lower()), 1.0)
     return value * scale
+
+
+def _date_value(text: str) -> float | None:
+    """A date ending in its year as a number that orders by day ("8 May 2015" after "26 September
+    2014"; "May 2021" before "23 June 2021"), read with the C library's month names; None if not one."""
+    words = re.sub(r"(?<=\d)(st|nd|rd|th)\b|,", "", text).split()
+    for size, formats in ((3, ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y")), (2, ("%B %Y", "%b %Y"))):
+        for fmt in formats:
+            try:
+                when = time.strptime(" ".join(words[-size:]), fmt)
+            except ValueError:
+                continue
+            day = when.tm_mday if "%d" in fmt else 1
+            return when.tm_year + (when.tm_mon - 1) / 12 + (day - 1) / 372
+    return None
 
 
 def _capitalised(text: str) -> str:
