@@ -19,7 +19,7 @@ import streamlit as st
 from assistant.answer import Answer
 from assistant.answerers import Answerer, LLMAnswerer
 from assistant.engine import Engine, chat_model
-from assistant.faults import describe
+from assistant.llm.faults import describe
 from assistant.pipeline import Preview, Token
 from assistant.ui import render
 from assistant.ui.answer_view import answer_view

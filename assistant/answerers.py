@@ -1,6 +1,6 @@
 """Answerers turn a question and its passages into a draft with [n] markers, streamed.
 
-Two kinds, one interface (``draft``): the extractive answerer (``assistant.extractive``) quotes
+Two kinds, one interface (``draft``): the extractive answerer (``assistant.reading.extractive``) quotes
 the passages' sentences that answer (no LLM: the offline fallback and the fast mode), the LLM
 answerer here asks any OpenAI-compatible chat endpoint. Either draft is then verified by ``assistant.verification``.
 """
@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from assistant.answer import Turn
 from assistant.followup import contextual_query, is_elliptical, rewrite_prompt
-from assistant.passage import Passage
-from assistant.prompts import SYSTEM_PROMPT, excerpts, user_prompt
-from assistant.reader import (
+from assistant.llm.faults import LLMError
+from assistant.llm.prompts import SYSTEM_PROMPT, excerpts, user_prompt
+from assistant.llm.reader import (
     DECLINED,
     Numbered,
     passage_markers,
@@ -26,7 +26,8 @@ from assistant.reader import (
     response_format,
     shortlist,
 )
-from assistant.reply_parser import MalformedReply, ReplyParser
+from assistant.llm.reply_parser import MalformedReply, ReplyParser
+from assistant.passage import Passage
 from assistant.sentence_vectors import SentenceVectors
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ class Answerer(Protocol):
     def draft(self, question: str, query: str, passages: list[Passage]) -> Iterator[str]:
         """Stream the answer's text; [n] refers to ``passages[n - 1]``."""
         ...
-
-
-class LLMError(RuntimeError):
-    """The LLM endpoint failed: unreachable, too slow, or not speaking the OpenAI chat API."""
 
 
 _CHECK_ENDPOINT = (
@@ -99,10 +96,10 @@ def _llm_failure(exc: Exception, chat_model: Any) -> str:
 class LLMAnswerer:
     """Asks an OpenAI-compatible chat model (embedded llama.cpp, Ollama, vLLM, OpenAI ...).
 
-    The reader (``assistant.reader``) shows the model the passages' best-matching sentences and asks
+    The reader (``assistant.llm.reader``) shows the model the passages' best-matching sentences and asks
     for a JSON reply through ``response_format``; the answer text streams as it is decoded. An endpoint
     that rejects ``response_format``, or replies with something other than the JSON asked for, gets
-    the free-text prompt of ``assistant.prompts`` instead: for this question, and (once it has shown
+    the free-text prompt of ``assistant.llm.prompts`` instead: for this question, and (once it has shown
     it cannot follow the schema) for every later one this answerer asks.
     """
 

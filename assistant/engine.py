@@ -17,11 +17,11 @@ import numpy as np
 from chromadb.api.shared_system_client import SharedSystemClient
 
 from assistant.answerers import Answerer, LLMAnswerer
-from assistant.extractive import ExtractiveAnswerer
-from assistant.gguf_model import spec_for
-from assistant.local_llm import get_server
+from assistant.llm.gguf_model import spec_for
+from assistant.llm.local_llm import get_server
 from assistant.pipeline import AnswerPipeline
 from assistant.reading.direct import DirectAnswerComposer
+from assistant.reading.extractive import ExtractiveAnswerer
 from assistant.retrieval import Retriever
 from assistant.sentence_vectors import SentenceVectors
 from assistant.verification import Verifier

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 from assistant.answer import Answer, AnswerSentence, Citation, Timings, Turn
 from assistant.answerers import Answerer, strip_markup
-from assistant.hop import Hops, HopStep
+from assistant.llm.prompts import REFUSAL_TEXT
 from assistant.passage import Passage
-from assistant.prompts import REFUSAL_TEXT
 from assistant.reading.direct import DirectAnswerComposer
+from assistant.reading.hop import Hops, HopStep
 from assistant.retrieval import Retriever
 from assistant.sentence_vectors import SentenceVectors
 from assistant.text import years

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _explain(exc: Exception, args: argparse.Namespace) -> str:
     """The fault as one line that names the path or setting and the fix."""
     # Here, not at the top: it imports the settings (pydantic-settings), needed only once something failed.
-    from assistant.faults import describe
+    from assistant.llm.faults import describe
 
     try:
         return describe(exc, settings_from_args(args))

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.answer import Turn
 from assistant.engine import Engine
-from assistant.faults import describe
+from assistant.llm.faults import describe
 from index.indexer import IndexLockedError
 from service.chat import ChatRun
 from service.replies import completion, passage_dict, report_dict, without_sources

@@ -20,9 +20,8 @@ from itertools import chain
 from typing import Any
 
 from assistant.answer import Answer, Turn
-from assistant.answerers import LLMError
 from assistant.engine import Engine
-from assistant.faults import describe
+from assistant.llm.faults import LLMError, describe
 from assistant.pipeline import AskOptions, Settled, Token
 from service.replies import Reply, citations_extension, content_parts, sentence_part
 from service.schemas import ApiError, ChatRequest

@@ -21,9 +21,8 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
-from assistant.answerers import LLMError
 from assistant.engine import Engine
-from assistant.faults import describe
+from assistant.llm.faults import LLMError, describe
 from assistant.pipeline import AskOptions
 from index.filters import Filters
 from service.replies import Reply, citations_extension, passage_dict, refusal_text, sources_markdown

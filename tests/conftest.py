@@ -304,7 +304,7 @@ def require_llm(size: str = "0.5b") -> None:
     so that a missing model never passes for a green run of skipped tests."""
     import importlib.util
 
-    from assistant.gguf_model import spec_for
+    from assistant.llm.gguf_model import spec_for
 
     spec = spec_for(size)
     needed = ["xllamacpp", *(spec.module_name(i) for i in range(1, spec.parts + 1))]

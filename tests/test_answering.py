@@ -250,7 +250,7 @@ def test_a_sentence_quoted_word_for_word_is_supported_by_its_passage(default_cor
 
 @pytest.mark.parametrize("question", [question for question, _ in RETRIEVAL_CASES[:8]])
 def test_the_extractive_shortlist_picks_what_ranking_every_sentence_picks(default_corpus_index, question):
-    from assistant.extractive import ExtractiveAnswerer
+    from assistant.reading.extractive import ExtractiveAnswerer
 
     _, engine = default_corpus_index
     passages = _passages(engine, question)
@@ -263,7 +263,7 @@ def test_the_extractive_shortlist_picks_what_ranking_every_sentence_picks(defaul
 
 
 def test_the_llm_prompt_quotes_the_sentences_that_matter_within_its_budget(default_corpus_index):
-    from assistant.prompts import excerpts
+    from assistant.llm.prompts import excerpts
     from index.tokens import count_tokens
 
     _, engine = default_corpus_index

@@ -269,7 +269,7 @@ def test_twenty_random_kills_each_repaired_equal_a_clean_build(make_settings, em
 def test_an_index_whose_vector_files_a_crash_damaged_is_rebuilt_on_the_next_run(make_settings, embedder, tmp_path):
     """kill -9 during Chroma's own HNSW flush can leave its pickle truncated (seen in CI); cause that
     state directly and check the next run rebuilds from the sources instead of failing for good."""
-    from assistant.faults import describe
+    from assistant.llm.faults import describe
 
     sources = copy_notes(tmp_path / "sources",
                          ["chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "digital-silk-road.md"])

@@ -11,7 +11,7 @@ import pytest
 from conftest import indexed_engine, write_note
 
 from assistant.passage import Passage
-from assistant.question import answer_values, question_form
+from assistant.reading.question import answer_values, question_form
 from assistant.verification import PassageView
 from index.chunk import Chunk
 from index.sentences import Span
@@ -151,7 +151,7 @@ def test_a_chain_of_three_passages_is_followed_to_the_value_and_shown(unseen):
 
 def test_the_hop_loop_searches_on_from_the_bridge_the_last_hop_found(unseen):
     # Given only the town's passage, the loop must search the singer, then the single.
-    from assistant.hop import Hops
+    from assistant.reading.hop import Hops
     from index.filters import Filters
 
     pipeline = unseen.pipeline

@@ -30,7 +30,7 @@ from typing import ClassVar
 import pytest
 from conftest import app_environment, copy_notes, indexed_engine, local_http_server, new_app
 
-from assistant.faults import describe
+from assistant.llm.faults import describe
 
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"
 CORE = ["chip-self-sufficiency-figures.md", "talent-policy.md"]
@@ -313,8 +313,8 @@ def test_missing_or_broken_embedding_model_names_the_setting(tmp_path: Path, mon
 
 
 def test_missing_llm_packages_are_named(tmp_path: Path, monkeypatch):
-    from assistant.gguf_model import QWEN_0_5B, LLMUnavailableError
-    from assistant.local_llm import LocalLLMServer
+    from assistant.llm.gguf_model import QWEN_0_5B, LLMUnavailableError
+    from assistant.llm.local_llm import LocalLLMServer
 
     monkeypatch.setitem(sys.modules, "xllamacpp", None)
     with pytest.raises(LLMUnavailableError, match=r"xllamacpp.*pip install -e '\.\[llm\]'"):
@@ -411,8 +411,9 @@ def endpoint() -> Iterator[str]:
 ])
 def test_llm_endpoint_faults_are_named(indexed, embedder, endpoint, mode, expected):
     """Every way an endpoint can fail ends as one LLMError naming its URL; junk never passes for a refusal."""
-    from assistant.answerers import LLMAnswerer, LLMError
+    from assistant.answerers import LLMAnswerer
     from assistant.engine import Engine, chat_model
+    from assistant.llm.faults import LLMError
 
     url = f"http://127.0.0.1:{free_port()}/v1" if mode == "closed" else f"{endpoint}/{mode}/v1"
     settings = indexed.model_copy(update={"llm_url": url})

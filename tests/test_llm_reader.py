@@ -17,8 +17,7 @@ from typing import ClassVar
 import pytest
 from conftest import copy_notes, indexed_engine, local_http_server, require_llm
 
-from assistant.passage import Passage
-from assistant.reader import (
+from assistant.llm.reader import (
     DECLINED,
     Numbered,
     passage_markers,
@@ -27,7 +26,8 @@ from assistant.reader import (
     reply_schema,
     shortlist,
 )
-from assistant.reply_parser import MalformedReply, Reply, ReplyParser
+from assistant.llm.reply_parser import MalformedReply, Reply, ReplyParser
+from assistant.passage import Passage
 from index.chunk import Chunk
 
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("xllamacpp")
 
-from assistant.gguf_model import QWEN_0_5B, QWEN_1_5B, LLMUnavailableError, ModelSpec, assemble_model, spec_for
-from assistant.local_llm import LocalLLMServer, get_server, shutdown_server
+from assistant.llm.gguf_model import QWEN_0_5B, QWEN_1_5B, LLMUnavailableError, ModelSpec, assemble_model, spec_for
+from assistant.llm.local_llm import LocalLLMServer, get_server, shutdown_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 

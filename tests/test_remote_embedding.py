@@ -12,7 +12,7 @@ import pytest
 from conftest import _free_port, copy_notes, write_note
 
 from assistant.engine import Engine
-from assistant.faults import describe
+from assistant.llm.faults import describe
 from benchmarks.embedding_server import ServerState, embedding_server
 from index.remote_embedding import RemoteEmbedder, RemoteEmbeddingError, endpoint_url, make_embedder
 from index.settings import Settings

@@ -19,7 +19,7 @@ import openai
 import pytest
 from conftest import SOURCES, _free_port, chokepoint_serve, copy_notes, indexed_engine, write_note
 
-from assistant.prompts import REFUSAL_TEXT
+from assistant.llm.prompts import REFUSAL_TEXT
 
 TOKEN = "test-token-5f3c"
 FILES = ["chip-self-sufficiency-figures.md", "cetc-potevio-merger.md", "digital-silk-road.md",

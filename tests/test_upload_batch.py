@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import indexed_engine, write_note
 
-from assistant.faults import describe
+from assistant.llm.faults import describe
 from assistant.ui.upload_batch import UploadBatch
 from assistant.ui.uploads import CheckedUpload, check_upload, free_name
 from index.index_report import IndexReport

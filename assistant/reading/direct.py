@@ -15,18 +15,17 @@ quoted sentences are the answer.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import spacy
-from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from assistant.answer import AnswerSentence, AnswerSpan, Citation, DirectAnswer
 from assistant.reading.asks import LABELS, Ask, Asked, read_question
+from assistant.reading.comparison import capitalised, compare
+from assistant.reading.evidence import Evidence, whole
 from assistant.reading.language import load_language
 from assistant.reading.passage_text import locate, plain_lines, statements
 from index.embedding import TextEmbedder
@@ -57,7 +56,7 @@ class DirectAnswerComposer:
         if not evidence:
             return None
         if asked.options:
-            return self._choice(asked, evidence)
+            return compare(asked, evidence)
         found = [(ask, self._value(ask, asked, evidence)) for ask in asked.asks]
         if all(value is None for _, value in found):
             return None
@@ -73,9 +72,9 @@ class DirectAnswerComposer:
         pieces, values = [], []
         for ask, value in found:
             if value is None:
-                pieces.append(f"{_capitalised(ask.text)}: the sources do not say")
+                pieces.append(f"{capitalised(ask.text)}: the sources do not say")
             else:
-                pieces.append(f"{_capitalised(ask.label)}: {value.text} [{value.n}]")
+                pieces.append(f"{capitalised(ask.label)}: {value.text} [{value.n}]")
                 values.append(value)
         missing = tuple(ask.text for ask, value in found if value is None)
         return DirectAnswer(text="; ".join(pieces) + ".", answer="; ".join(v.text for v in values),
@@ -83,7 +82,7 @@ class DirectAnswerComposer:
 
     # Evidence ---------------------------------------------------------------------------------
 
-    def _evidence(self, sentences: Sequence[AnswerSentence], citations: Sequence[Citation]) -> list[_Evidence]:
+    def _evidence(self, sentences: Sequence[AnswerSentence], citations: Sequence[Citation]) -> list[Evidence]:
         """Every sentence of each cited passage, parsed, where it stands in the passage. A sentence the
         answer quotes ranks by its place in the answer; the passage's other sentences follow, since a
         value is often in the sentence next to the one that matched the question ("It opened in 1904")."""
@@ -106,19 +105,19 @@ class DirectAnswerComposer:
         quoted = max(kept.values(), default=0) + 1
         lines = [(citation, positions, plain)
                  for citation in order for plain, positions in plain_lines(citation.chunk.text)]
-        evidence: list[_Evidence] = []
+        evidence: list[Evidence] = []
         for (citation, positions, _), doc in zip(lines, self.nlp.pipe(plain for *_, plain in lines), strict=True):
             for sent in statements(doc):
                 within = positions[sent.start_char: sent.end_char]
                 begin, end = within[0], within[-1] + 1
                 rank = next((r for (n, at), r in kept.items() if n == citation.n and begin <= at < end), None)
-                evidence.append(_Evidence(quoted + len(evidence) if rank is None else rank, citation,
+                evidence.append(Evidence(quoted + len(evidence) if rank is None else rank, citation,
                                           within, sent.as_doc()))
         return evidence
 
     # One value ---------------------------------------------------------------------------------
 
-    def _value(self, ask: Ask, asked: Asked, evidence: list[_Evidence]) -> AnswerSpan | None:
+    def _value(self, ask: Ask, asked: Asked, evidence: list[Evidence]) -> AnswerSpan | None:
         candidates = [(e, span) for e in evidence for span in _candidates(e.doc, ask, asked)]
         if not candidates:
             return None
@@ -149,37 +148,9 @@ class DirectAnswerComposer:
             self._descriptions.update(zip(missing, vectors, strict=True))
         return np.stack([self._descriptions[label] for label in labels])
 
-    # A or B ------------------------------------------------------------------------------------
-
-    def _choice(self, asked: Asked, evidence: list[_Evidence]) -> DirectAnswer | None:
-        found = [_option_values(option, asked, evidence) for option in asked.options]
-        # Compare like with like: a sum of money with a sum of money, not with a count of firms.
-        shared = set.intersection(*(set(f) for f in found)) if found else set()
-        if asked.order not in ("earliest", "latest") and shared - {"DATE"}:
-            shared -= {"DATE"}  # "which cost more": a date beside the cost is not what is weighed
-        kind = max(shared, key=lambda label: sum(f[label][0] for f in found), default=None)
-        values: list[tuple[str, AnswerSpan | None, float | None]] = []
-        for option, by_label in zip(asked.options, found, strict=True):
-            pick = by_label.get(kind) if kind else max(by_label.values(), key=lambda v: v[0], default=None)
-            value = pick[1] if pick is not None else None
-            values.append((option, value, _magnitude(value.text) if value is not None else None))
-        if all(v is None for _, v, _ in values):
-            return None
-        shown = "; ".join(f"{option}: {value.text} [{value.n}]" if value is not None
-                          else f"the sources give no value for {option}" for option, value, _ in values)
-        spans = tuple(v for _, v, _ in values if v is not None)
-        missing = tuple(option for option, value, _ in values if value is None)
-        if not asked.order:
-            return _covering_option(asked, evidence)
-        magnitudes = [m for _, _, m in values]
-        if asked.order and None not in magnitudes and magnitudes[0] != magnitudes[1]:
-            low = asked.order in ("earliest", "least")
-            winner = min(values, key=lambda v: v[2]) if low else max(values, key=lambda v: v[2])  # type: ignore[arg-type,return-value]
-            return DirectAnswer(text=f"{winner[0]} ({shown}).", answer=winner[0], spans=spans)
-        return DirectAnswer(text=f"{_capitalised(shown)}.", answer="", spans=spans, missing=missing)
 
 
-def _chain(value: AnswerSpan, asked: Asked, evidence: list[_Evidence]) -> tuple[AnswerSpan, ...]:
+def _chain(value: AnswerSpan, asked: Asked, evidence: list[Evidence]) -> tuple[AnswerSpan, ...]:
     """The bridges that lead to the value's passage, as cited passages spell them: the passage the value
     is in is named by another cited passage, which may be named by a third ("the singer [1] -> the
     single [2]" before the producer [3]). A passage the question itself names is no bridge."""
@@ -210,7 +181,7 @@ def _title_name(title: str) -> str:
 def _candidates(doc: Doc, ask: Ask, asked: Asked) -> list[Span]:
     """The spans of ``doc`` that could answer ``ask``: entities of its types (and, for "what X",
     noun phrases), less those the question already names."""
-    spans = [_whole(e) for e in doc.ents if e.label_ in ask.labels]
+    spans = [whole(e) for e in doc.ents if e.label_ in ask.labels]
     if ask.kind == "number":
         # A count inside a name ("the translation '35 Key Technologies'", tagged WORK_OF_ART) still counts.
         spans += [Span(doc, t.i, t.i + 1, label="CARDINAL") for e in doc.ents if e.label_ not in ask.labels
@@ -228,26 +199,6 @@ def _candidates(doc: Doc, ask: Ask, asked: Asked) -> list[Span]:
                 start -= 1
             spans.append(Span(doc, start, root.i + 1))
     return [s for s in spans if _new_words(s, asked)]
-
-
-def _whole(entity: Span) -> Span:
-    """The entity with what belongs to its name: a following ", Jr." or ", Ohio" (a place in a place), and
-    without a possessive "'s"."""
-    doc, end = entity.doc, entity.end
-    start = entity.start
-    if entity.label_ == "DATE" and start > 0 and doc[start - 1].is_digit and int(doc[start - 1].text) <= 31:
-        start -= 1  # "26" before "September 2014": the tagger reads the day as a figure of its own
-    if end + 1 < len(doc) and doc[end].text == ",":
-        after = next((e for e in doc.ents if e.start == end + 1), None)
-        if after is not None and (after.label_ == entity.label_ == "GPE"):
-            end = after.end
-        elif entity.label_ == "PERSON" and doc[end + 1].text.rstrip(".") in ("Jr", "Sr", "II", "III"):
-            end += 2  # the comma and the suffix
-    if doc[end - 1].tag_ == "POS":
-        end -= 1
-    if end <= start:
-        return entity
-    return Span(doc, start, end, label=entity.label_)
 
 
 def _trimmed(span: Span, ask: Ask) -> Span:
@@ -269,7 +220,7 @@ def _new_words(span: Span, asked: Asked) -> bool:
     return bool(words - asked.named)
 
 
-def _score(ask: Ask, asked: Asked, evidence: _Evidence, span: Span) -> float:
+def _score(ask: Ask, asked: Asked, evidence: Evidence, span: Span) -> float:
     """A candidate's fit: its type, how close it stands to the ask's own words in its sentence, how much
     of the question its sentence covers, and the sentence's place in the answer."""
     label = span.label_ if span.label_ in ask.labels else ""  # a noun chunk's "NP" is no type
@@ -308,130 +259,3 @@ def _counts(span: Span, noun: str) -> bool:
     following = [t for t in span.doc[span.end: span.end + 6] if not t.is_punct][:3] + list(span)
     lemma = noun.lower().rstrip("s")
     return any(t.lemma_.lower().rstrip("s") == lemma for t in following)
-
-
-def _option_values(option: str, asked: Asked, evidence: list[_Evidence]) -> dict[str, tuple[float, AnswerSpan]]:
-    """The date or figure of each type that the evidence about ``option`` gives, nearest its words, with
-    how well it fits.
-
-    A sentence or passage title that spells the option whole is about it. Failing that, the sentences
-    that hold most of the option's own words (those the other option lacks): "the launch of phase I of
-    the Big Fund" is in "Phase I of the ... ('Big Fund') set up on 26 September 2014", and "Darchinyan"
-    stands for "Vic Darchinyan" after a passage's first mention. A value the option itself holds (the
-    "2019" of "exports in 2019") is not its value.
-    """
-    labels = ("DATE",) if asked.order in ("earliest", "latest") else ("CARDINAL", "QUANTITY", "MONEY", "PERCENT",
-                                                                        "DATE")
-    key = re.sub(r"^(the|a|an)\s+", "", option.lower())
-    others = [o for o in asked.options if o != option]
-    own = _words(option) - set().union(*(_words(o) for o in others)) or _words(option)
-    whole = any(key in e.doc.text.lower() or key in (e.citation.chunk.title or "").lower() for e in evidence)
-    best: dict[str, tuple[float, AnswerSpan]] = {}
-    spelled = re.sub(r"\s+", "", option.lower())
-    for e in evidence:
-        text = e.doc.text.lower()
-        if whole:
-            at = text.find(key)
-            if at < 0 and key not in (e.citation.chunk.title or "").lower():
-                continue
-            anchors = [e.doc.char_span(at, at + len(key), alignment_mode="expand").start] if at >= 0 else []
-            fit = 1.0
-        else:
-            said = {t.lemma_.lower() for t in e.doc} | {t.lower_ for t in e.doc} | _words(e.citation.chunk.title)
-            fit = len(own & said) / len(own)
-            if fit < 0.5:
-                continue
-            anchors = [t.i for t in e.doc if t.lower_ in own or t.lemma_.lower() in own]
-        for entity in e.doc.ents:
-            if entity.label_ not in labels or re.sub(r"\s+", "", entity.text.lower()) in spelled \
-                    or _magnitude(entity.text) is None:
-                continue
-            distance = min((abs(entity.start - a) for a in anchors), default=40)
-            score = fit - 0.02 * distance - 0.01 * min(e.rank, 20)
-            if entity.label_ not in best or score > best[entity.label_][0]:
-                best[entity.label_] = (score, e.answer_span(_whole(entity)))
-    return best
-
-
-def _words(text: str) -> set[str]:
-    """The content words of ``text``, lower case (spaCy's English stop words left out)."""
-    return {w for w in re.findall(r"[\w&+-]+", (text or "").lower()) if w not in STOP_WORDS and len(w) > 1}
-
-
-def _covering_option(asked: Asked, evidence: list[_Evidence]) -> DirectAnswer | None:
-    """For "Which is X, A or B?" with no comparison: the option whose sentences say more of what the
-    question asks (its words other than the options'), when one clearly does; None when neither does."""
-    option_words = {w for option in asked.options for w in option.lower().split()}
-    wanted = asked.lemmas - option_words
-    best: list[tuple[float, str, _Evidence, int]] = []
-    for option in asked.options:
-        key = re.sub(r"^(the|a|an)\s+", "", option.lower())
-        for e in evidence:
-            at = e.doc.text.lower().find(key)
-            if at < 0:
-                continue
-            cover = len(wanted & {t.lemma_.lower() for t in e.doc}) / max(1, len(wanted))
-            best.append((cover, option, e, at))
-    best.sort(key=lambda b: -b[0])
-    if not best or best[0][0] == 0 or any(b[0] == best[0][0] and b[1] != best[0][1] for b in best[1:]):
-        return None
-    _, option, e, at = best[0]
-    key_length = len(re.sub(r"^(the|a|an)\s+", "", option.lower()))
-    span = e.doc.char_span(at, at + key_length, alignment_mode="expand")
-    if span is None:
-        return None
-    value = e.answer_span(span)
-    return DirectAnswer(text=f"{value.text} [{value.n}].", answer=value.text, spans=(value,))
-
-
-_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-
-
-def _magnitude(text: str) -> float | None:
-    """A value to compare: a year (with month and day when given) or a figure, with its scale word."""
-    year = re.search(r"\b(1\d{3}|20\d\d)\b", text)
-    if year:
-        return _date_value(text[: year.end()]) or float(year.group(1))
-    number = re.search(r"\d+(?:[.,]\d+)*", text)
-    if number is None:
-        return None
-    value = float(number.group(0).replace(",", ""))
-    scale = next((s for w, s in _SCALE.items() if w in text.lower()), 1.0)
-    return value * scale
-
-
-def _date_value(text: str) -> float | None:
-    """A date ending in its year as a number that orders by day ("8 May 2015" after "26 September
-    2014"; "May 2021" before "23 June 2021"), read with the C library's month names; None if not one."""
-    words = re.sub(r"(?<=\d)(st|nd|rd|th)\b|,", "", text).split()
-    for size, formats in ((3, ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y")), (2, ("%B %Y", "%b %Y"))):
-        for fmt in formats:
-            try:
-                when = time.strptime(" ".join(words[-size:]), fmt)
-            except ValueError:
-                continue
-            day = when.tm_mday if "%d" in fmt else 1
-            return when.tm_year + (when.tm_mon - 1) / 12 + (day - 1) / 372
-    return None
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-@dataclass(frozen=True)
-class _Evidence:
-    """A kept sentence as it stands in a cited passage, parsed."""
-
-    rank: int
-    citation: Citation
-    positions: tuple[int, ...]
-    """Where each character of ``doc`` stands in the passage's chunk text."""
-    doc: Doc
-
-    def answer_span(self, span: Span) -> AnswerSpan:
-        """The value as the passage spells it, at its offsets in the source file."""
-        chunk = self.citation.chunk
-        start, end = self.positions[span.start_char], self.positions[span.end_char - 1] + 1
-        text = chunk.text[start:end]
-        return AnswerSpan(text=text, n=self.citation.n, start=chunk.start + start, end=chunk.start + end)

@@ -1,6 +1,6 @@
 """Embedded local LLM: a llama.cpp server running inside this process.
 
-:class:`LocalLLMServer` loads the model file that ``assistant.gguf_model`` assembles from its part
+:class:`LocalLLMServer` loads the model file that ``assistant.llm.gguf_model`` assembles from its part
 packages into an ``xllamacpp.Server``, which serves an OpenAI-compatible API on 127.0.0.1, so any
 OpenAI client (``langchain_openai.ChatOpenAI`` included) can talk to it::
 
@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from assistant.gguf_model import LLMUnavailableError, ModelSpec, assemble_model, install_hint, spec_for
+from assistant.llm.gguf_model import LLMUnavailableError, ModelSpec, assemble_model, install_hint, spec_for
 
 
 def _import_xllamacpp():

@@ -28,19 +28,18 @@ from dataclasses import replace
 import numpy as np
 
 from assistant.answer import Turn
-from assistant.candidates import (
-    COVER_WEIGHT,
+from assistant.followup import contextual_query
+from assistant.passage import Passage
+from assistant.reading.candidates import (
     Candidate,
     answer_candidates,
     clean_sentence,
-    passage_context_words,
     term_weights,
     title_key,
     weight,
 )
-from assistant.followup import contextual_query
-from assistant.passage import Passage
-from assistant.question import QuestionForm, question_form
+from assistant.reading.chains import best_bridge, brings, followed, off_chain
+from assistant.reading.question import QuestionForm, question_form
 from assistant.sentence_vectors import SentenceVectors
 from assistant.text import numbers, years
 from assistant.verification import PassageView, Verifier
@@ -132,7 +131,7 @@ class ExtractiveAnswerer:
         def vector(c: Candidate) -> np.ndarray:
             return vectors[index[c.key]]
 
-        pair = _best_bridge(facts, views, form, weights)
+        pair = best_bridge(facts, views, form, weights)
         # Asked about 2020, a passage on 2019 is a near miss, not an answer.
         answering = [c for c in facts if (c.values or not form.typed) and not c.off_year]
         best = max(answering, key=lambda c: c.score, default=None)
@@ -148,7 +147,7 @@ class ExtractiveAnswerer:
         titled = max(stated, default=0.0) >= self.title_bar and not form.typed
         if score + relevance + self.closeness * closest < self.answerable and not titled:
             return []
-        if pair is not None and pair[1].key not in {c.key for c in chosen} and _brings(pair[1], chosen, form):
+        if pair is not None and pair[1].key not in {c.key for c in chosen} and brings(pair[1], chosen, form):
             # The best single sentence leaves out part of the question, and a chain (a sentence naming an
             # entity, then that entity's passage) brings it: both steps follow the best sentence.
             chosen += [replace(c, order=c.passage) for c in pair[:2] if c.key not in {o.key for o in chosen}]
@@ -157,7 +156,7 @@ class ExtractiveAnswerer:
         typed = form.typed and form.parts == 1
         margin = self.typed_margin if typed else self.extra_margin
         limit = self.max_sentences + (2 if form.kind == "list" else 0)
-        chosen += _followed(chosen, chosen, facts, views, form)
+        chosen += followed(chosen, chosen, facts, views, form)
         for c in sorted(facts, key=lambda c: -c.score):
             if len(chosen) >= limit:
                 break
@@ -168,12 +167,12 @@ class ExtractiveAnswerer:
                 continue
             if not wanted and not _adds_to(c, chosen, form, weights, len(views)):
                 continue
-            if not wanted and _off_chain(c, chosen, views):
+            if not wanted and off_chain(c, chosen, views):
                 continue
             if any(_repeats(c.span.text, o.span.text, float(vector(c) @ vector(o))) for o in chosen):
                 continue
             chosen.append(c)
-            chosen += _followed([c], chosen, facts, views, form)
+            chosen += followed([c], chosen, facts, views, form)
         chosen = [_trimmed(c, form) for c in chosen[:limit]]
         chosen += _list_items(chosen, views)
         chosen += _referents(chosen, views)
@@ -211,74 +210,6 @@ class ExtractiveAnswerer:
         return sorted(dict.fromkeys(keep), key=lambda c: (c.passage, c.span.start))
 
 
-def _best_bridge(facts: list[Candidate], views: list[PassageView], form: QuestionForm,
-                 weights: dict[str, float]) -> tuple[Candidate, Candidate, float] | None:
-    """The best (bridge sentence, answer sentence) pair: the first names the entity whose passage holds
-    the second, and together they cover more of the question than either alone."""
-    titles = [title_key(v) for v in views]
-    contexts = [passage_context_words(v) for v in views]
-    total_weight = weight(form.words, weights, len(views)) or 1.0
-    best: tuple[Candidate, Candidate, float] | None = None
-    for answer in facts:
-        key = titles[answer.passage]
-        if not key or (form.typed and not answer.values):
-            continue
-        for bridge in facts:
-            if bridge.passage == answer.passage or key not in bridge.lowered:
-                continue
-            words = bridge.words | answer.words | contexts[bridge.passage] | contexts[answer.passage]
-            cover = weight(form.words & words, weights, len(views)) / total_weight
-            if cover < max(bridge.in_context, answer.in_context) + _PAIR_GAIN:
-                continue  # the second sentence must bring what the first leaves out of the question
-            score = max(bridge.similarity, answer.similarity) + COVER_WEIGHT * cover + answer.type_bonus(form)
-            if best is None or score > best[2]:
-                best = (bridge, answer, score)
-    if best is None:
-        return None
-    bridge, answer, score = best
-    # Read as a chain: the bridge first, then the answer it leads to.
-    return (bridge.at(0), answer.at(1), score)
-
-
-def _brings(candidate: Candidate, chosen: list[Candidate], form: QuestionForm) -> bool:
-    """Whether ``candidate`` holds question words that the chosen sentences and their titles leave out."""
-    covered = set().union(*(c.words | c.context for c in chosen))
-    return bool(form.words & candidate.words - covered)
-
-
-def _followed(leading: list[Candidate], chosen: list[Candidate], facts: list[Candidate], views: list[PassageView],
-              form: QuestionForm) -> list[Candidate]:
-    """The links a chain of sentences asks to follow: for each passage whose entity a ``leading`` sentence
-    names, and that no chosen sentence comes from, its best sentence that brings question words the answer
-    so far leaves out (with a value of the asked kind, when the question asks for one).
-
-    "The film stars A, B and C" leads to the passage on A; A's sentence that holds what was asked of the
-    star is the answer's second step, however little it looks like the question as a whole.
-    """
-    titles = [title_key(v) for v in views]
-    cited = {c.passage for c in chosen}
-    # An entity the question names is where the chain starts, not a step along it.
-    asked = " ".join(form.names).lower()
-    found: list[Candidate] = []
-    for n, title in enumerate(titles):
-        if not title or n in cited or title in asked or not any(title in c.lowered for c in leading):
-            continue
-        steps = sorted((c for c in facts if c.passage == n and not c.off_year and _brings(c, chosen, form)),
-                       key=lambda c: -c.score)
-        answering = [c for c in steps if c.values or not form.typed]
-        if answering:
-            found.append(answering[0])
-            continue
-        # No value here: a sentence that names the next entity is a step on to the passage that has one
-        # ("the singer [1] -> her best-known single [2] -> its producer [3]"), up to the last passage.
-        for step in steps:
-            onward = _followed([step], [*chosen, *found, step], facts, views, form)
-            if onward:
-                found += [step, *onward]
-                break
-    return found
-
-
 def _missing_option(form: QuestionForm, chosen: list[Candidate], candidate: Candidate) -> bool:
     """For "X or Y?", whether ``candidate`` brings the option the chosen sentences leave out."""
     if form.kind != "choice":
@@ -301,25 +232,6 @@ def _adds_to(candidate: Candidate, chosen: list[Candidate], form: QuestionForm, 
     return fresh >= _FRESH_COVER or candidate.in_context >= _OTHER_PASSAGE_COVER * best
 
 
-def _off_chain(candidate: Candidate, chosen: list[Candidate], views: list[PassageView]) -> bool:
-    """Whether ``candidate`` stands outside a chain the answer follows: once the chosen sentences run from
-    one passage to another that the first names, a sentence from a third passage that neither names
-    nor is named by them is a near miss that shares the question's words ("the most popular band in the
-    region" beside the band the film's star founded)."""
-    titles = [title_key(v) for v in views]
-    passages = {c.passage for c in chosen}
-    texts = {c.passage: " ".join(o.lowered for o in chosen if o.passage == c.passage) for c in chosen}
-
-    def names(a: int, b: int) -> bool:
-        return bool(titles[b]) and titles[b] in texts.get(a, views[a].passage.chunk.text.lower())
-
-    chain = any(names(a, b) for a in passages for b in passages if a != b)
-    if not chain or candidate.passage in passages:
-        return False
-    own = views[candidate.passage].passage.chunk.text.lower()
-    return not any(names(a, candidate.passage) or (titles[a] and titles[a] in own) for a in passages)
-
-
 def _list_items(chosen: list[Candidate], views: list[PassageView]) -> list[Candidate]:
     """The items that follow a chosen sentence ending in a colon ("... in three ways:"), in its passage."""
     items: list[Candidate] = []
@@ -332,7 +244,6 @@ def _list_items(chosen: list[Candidate], views: list[PassageView]) -> list[Candi
     return items
 
 
-_PAIR_GAIN = 0.1
 _FRESH_COVER = 0.15
 _OTHER_PASSAGE_COVER = 0.8
 _LIST_ITEMS = 6

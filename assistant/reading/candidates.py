@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from assistant.question import QuestionForm, answer_values, counts_unit
+from assistant.reading.question import QuestionForm, answer_values, counts_unit
 from assistant.text import years
 from assistant.verification import PassageView, is_gap_statement
 from index.sentences import Span

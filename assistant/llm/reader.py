@@ -8,7 +8,7 @@ for a JSON reply the server constrains to a schema::
     {"answerable": true, "answer": "One short sentence.", "support": [2, 5]}
 
 ``answerable`` comes first: it is one token, and a reply that declines is known before any text of
-it could be shown. ``answer`` follows at once, and ``assistant.reply_parser`` hands its characters
+it could be shown. ``answer`` follows at once, and ``assistant.llm.reply_parser`` hands its characters
 on as they stream, so the first thing a user sees is answer text, not JSON. ``support`` names sentences;
 :func:`passage_markers` turns them into the ``[n]`` passage markers the verifier checks.
 """

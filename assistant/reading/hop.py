@@ -19,10 +19,10 @@ import numpy as np
 from spacy.tokens import Doc, Token
 
 from assistant.answer import HopStep
-from assistant.candidates import Candidate, answer_candidates, term_weights, title_key, weight
 from assistant.passage import Passage
-from assistant.question import QuestionForm, question_form
+from assistant.reading.candidates import Candidate, answer_candidates, term_weights, title_key, weight
 from assistant.reading.language import load_language
+from assistant.reading.question import QuestionForm, question_form
 from assistant.retrieval import Retriever
 from assistant.verification import Verifier
 from index.filters import Filters

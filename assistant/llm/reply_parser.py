@@ -1,4 +1,4 @@
-"""The reader's reply, read as it streams: the JSON object the reader (``assistant.reader``) asks for.
+"""The reader's reply, read as it streams: the JSON object the reader (``assistant.llm.reader``) asks for.
 
 :class:`ReplyParser` hands on the ``answer`` string's characters as they arrive, so the first thing a
 user sees is answer text, not JSON; it reads any key order, and raises :class:`MalformedReply` at the

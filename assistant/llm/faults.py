@@ -17,12 +17,15 @@ from pathlib import Path
 
 import httpx
 
-from assistant.answerers import LLMError
-from assistant.gguf_model import LLMUnavailableError
+from assistant.llm.gguf_model import LLMUnavailableError
 from index.embedding import ModelNotFoundError
 from index.remote_embedding import RemoteEmbeddingError
 from index.settings import Settings
 from index.store import IndexMismatchError, StoreUnavailableError, is_damaged_vector_index
+
+
+class LLMError(RuntimeError):
+    """The LLM endpoint failed: unreachable, too slow, or not speaking the OpenAI chat API."""
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
