@@ -115,12 +115,15 @@ class Hops:
         # it inherits the words that sentence (and the chain before it) covered.
         reach = list(reached)
         titles = [title_key(v) for v in views]
+        # Which sentence names which passage is fixed; only what flows along the links grows, until it stops.
+        links = [(c, i) for c in candidates for i, key in enumerate(titles)
+                 if key and i != c.passage and _within(key, c.span.text.lower())]
         for _ in range(self.max_hops - 1):
-            for c in candidates:
-                text = c.span.text.lower()
-                for i, key in enumerate(titles):
-                    if key and i != c.passage and _within(key, text):
-                        reach[i] = reach[i] | (form.words & (c.words | c.context | reach[c.passage]))
+            before = list(reach)
+            for c, i in links:
+                reach[i] = reach[i] | (form.words & (c.words | c.context | reach[c.passage]))
+            if reach == before:
+                break
 
         def covered(c: Candidate) -> frozenset[str]:
             return frozenset(form.words & (c.words | c.context | reach[c.passage]))
