@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from assistant.passage import Passage
+from index.attribution import Report
 from index.chunk import Chunk
 
 Role = Literal["user", "assistant"]
@@ -28,10 +29,24 @@ class Citation:
     support_start: int
     """Start of the supporting span, as a character offset in the source file (as ``passage.chunk.start``)."""
     support_end: int
+    spans: tuple[tuple[int, int], ...] = ()
+    """Every span of the passage the answer's sentences quote, in order (file offsets); the first is
+    ``support_start``..``support_end``. Empty in records saved before there could be more than one."""
 
     @property
     def chunk(self) -> Chunk:
         return self.passage.chunk
+
+    @property
+    def supports(self) -> tuple[tuple[int, int], ...]:
+        return self.spans or ((self.support_start, self.support_end),)
+
+    @property
+    def reports(self) -> tuple[Report, ...]:
+        """The reports the quoted blocks cite; the note's own publisher, date and URL when it does not say."""
+        found = [r for start, end in self.supports for r in self.chunk.reports_at(start, end)]
+        chunk = self.chunk
+        return tuple(dict.fromkeys(found)) or (Report(chunk.publisher, "", chunk.date, chunk.url),)
 
     @property
     def supporting_text(self) -> str:
@@ -46,6 +61,9 @@ class Citation:
             "heading": chunk.heading, "text": chunk.text, "start": chunk.start, "end": chunk.end,
             "support_start": self.support_start, "support_end": self.support_end,
             "supporting_text": self.supporting_text,
+            "spans": [{"start": s, "end": e, "text": chunk.text[s - chunk.start:e - chunk.start]}
+                      for s, e in self.supports],
+            "reports": [asdict(r) for r in self.reports],
         }
 
 
@@ -112,12 +130,12 @@ class Answer:
         for citation in self.citations:
             chunk = citation.chunk
             bits = [chunk.title or chunk.source]
-            bits += [b for b in (chunk.publisher, chunk.date) if b]
             if chunk.page:
                 bits.append(f"p. {chunk.page}")
-            ref = ", ".join(bits)
-            link = f" <{chunk.url}>" if chunk.url else ""
-            lines.append(f"[{citation.n}] {ref} — `{chunk.source}`{link}")
+            drawn = "; ".join(", ".join(b for b in (r.publisher, r.date) if b) + (f" <{r.url}>" if r.url else "")
+                              for r in citation.reports)
+            lines.append(f"[{citation.n}] {', '.join(bits)} — {drawn} — `{chunk.source}`" if drawn
+                         else f"[{citation.n}] {', '.join(bits)} — `{chunk.source}`")
         return "\n".join(lines).strip()
 
     def as_dict(self) -> dict[str, Any]:

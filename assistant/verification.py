@@ -231,7 +231,7 @@ class Verification:
         self._claimed = False
         self._views: list[PassageView] | None = None
         self._numbering: dict[int, int] = {}  # passage index -> final citation number
-        self._spans: dict[int, Span] = {}
+        self._spans: dict[int, list[Span]] = {}  # passage index -> its supporting spans, in order
 
     @property
     def citations(self) -> list[Citation]:
@@ -239,8 +239,8 @@ class Verification:
         citations = []
         for index, n in sorted(self._numbering.items(), key=lambda item: item[1]):
             chunk = self.passages[index].chunk
-            span = self._spans[index]
-            citations.append(Citation(n, self.passages[index], chunk.start + span.start, chunk.start + span.end))
+            spans = tuple((chunk.start + s.start, chunk.start + s.end) for s in self._spans[index])
+            citations.append(Citation(n, self.passages[index], *spans[0], spans=spans))
         return citations
 
     def add(self, sentences_: Sequence[str]) -> list[AnswerSentence]:
@@ -310,7 +310,10 @@ class Verification:
             for index in chosen:
                 if index not in self._numbering:
                     self._numbering[index] = len(self._numbering) + 1
-                    self._spans[index] = scores[index].span
+                    self._spans[index] = []
+                # A passage that supports several sentences keeps one number, and each span stays highlighted.
+                if scores[index].span not in self._spans[index]:
+                    self._spans[index].append(scores[index].span)
             support = max(scores[i].score for i in chosen)
             kept.append(AnswerSentence(text, tuple(self._numbering[i] for i in chosen), support, status, cited))
         self.kept.extend(kept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from index.attribution import attributions_from_json, attributions_json
 from index.chunk import Chunk
 from index.filters import Filters, date_number, end_of
 
@@ -29,6 +30,7 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
         "end": chunk.end,
         "topics": ",".join(chunk.topics),
         "content_hash": chunk.content_hash,
+        "attributions": attributions_json(chunk.attributions),
     }
     for topic in chunk.topics:
         metadata[f"topic:{topic}"] = True
@@ -53,6 +55,7 @@ def chunk_from_record(chunk_id: str, text: str, metadata: dict[str, Any]) -> Chu
         page=page if page >= 0 else None,
         topics=topics,
         content_hash=str(metadata.get("content_hash", "")),
+        attributions=attributions_from_json(str(metadata.get("attributions", ""))),
     )
 
 

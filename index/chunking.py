@@ -192,6 +192,7 @@ def chunk_document(
             page=document.page_at(start),
             topics=document.topics,
             content_hash=content_hash,
+            attributions=tuple(a for a in document.attributions if a.start < end and start < a.end),
         ))
     return chunks
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from index.attribution import Attribution, AttributionError, attributed
+
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class SourceDocument:
     summary: str = ""
     pages: tuple[tuple[int, int], ...] = field(default=())
     kind: str = "text"
+    attributions: tuple[Attribution, ...] = ()
+    """The reports each block of a note cites (Markdown with ``[@id]`` citations only)."""
 
     def page_at(self, offset: int) -> int | None:
         """The page number holding character ``offset``, or None when the format has no pages."""
@@ -193,6 +197,10 @@ def load_markdown(path: Path, name: str) -> SourceDocument:
         meta = loaded or {}
         text = re.sub(r"[^\n]", " ", match.group(0)) + raw[match.end():]
     sources = meta.get("sources") if isinstance(meta.get("sources"), list) else []
+    try:
+        text, attributions = attributed(text, sources)
+    except AttributionError as exc:
+        raise LoadError(f"{name}: {exc}") from exc
     first = next((s for s in sources if isinstance(s, dict) and s.get("url")), None) or (
         sources[0] if sources and isinstance(sources[0], dict) else {}
     )
@@ -213,6 +221,7 @@ def load_markdown(path: Path, name: str) -> SourceDocument:
         topics=tuple(_as_text(t) for t in topics if _as_text(t)),
         summary=_as_text(meta.get("summary")),
         kind="markdown",
+        attributions=attributions,
     )
 
 

@@ -85,6 +85,20 @@ def test_extractive_answer_cites_the_passage_with_the_figure(default_corpus_inde
     assert "23 June 2021" in answer.citations[0].supporting_text
 
 
+def test_a_card_credits_the_figure_to_the_outlet_that_reported_it(default_corpus_index):
+    # The self-sufficiency note's first source is DigiTimes, but its 2021 figures came from Bits&Chips:
+    # a journalist who copies the card must get the outlet the quoted block cites.
+    _, engine = default_corpus_index
+    question = "How large was China's IC market in 2021, according to IC Insights?"
+    answer = engine.pipeline.ask(engine.extractive, question)
+    assert not answer.refused and "186.5" in answer.text
+    citation = next(c for c in answer.citations if any("186.5" in c.chunk.text[s - c.chunk.start:e - c.chunk.start]
+                                                       for s, e in c.supports))
+    assert citation.chunk.publisher.startswith("DigiTimes"), "the note's first source is another outlet"
+    assert [r.publisher for r in citation.reports] == ["Bits&Chips (reporting IC Insights)"]
+    assert citation.as_dict()["reports"][0]["url"].startswith("https://bits-chips.nl/")
+
+
 def test_a_title_that_states_the_answer_makes_the_question_answerable(default_corpus_index):
     # The note's title says Potevio became CETC's subsidiary in 2021; no one sentence of it says what
     # happened as a whole, and the answer was refused before titles counted as evidence.

@@ -30,6 +30,7 @@ from assistant.ui.uploads import (
     save_upload,
     target_path,
 )
+from index.attribution import Attribution, Report
 from index.chunk import Chunk
 
 CHIP_QUESTION = "How much of its chip demand did China produce in 2020?"
@@ -112,6 +113,27 @@ def test_passage_and_label_markdown():
     assert citation.supporting_text == "Gamma delta."
     assert render.passage_markdown(citation) == "Alpha beta\\. :orange-background[**Gamma delta\\.**]"
     assert plain(render.citation_label(citation)) == "[1] A title — Pub, 2021-01-02"
+
+
+def test_card_names_the_report_each_quoted_block_draws_on_and_highlights_every_span():
+    text = "Alpha beta. Gamma delta.\n\nEpsilon zeta."
+    second = text.index("Epsilon")
+    reports = (Attribution(0, 24, (Report("DigiTimes", "", "2021-01-07", "https://example.org/d"),)),
+               Attribution(second, len(text), (Report("Bits&Chips", "", "2022-05-24", "https://example.org/b"),)))
+    chunk = Chunk("c1", "note.md", 0, text, 0, len(text), "A title", "H", publisher="DigiTimes", date="2022-05-24",
+                  attributions=reports)
+    only_second = Citation(1, Passage(chunk, 0.5, 0.7), second, len(text))
+    assert plain(render.citation_label(only_second)) == "[1] A title — Bits&Chips, 2022-05-24"
+    assert "Bits&Chips" in plain(render.metadata_markdown(only_second))
+    both = Citation(1, Passage(chunk, 0.5, 0.7), 12, 24, spans=((12, 24), (second, len(text))))
+    assert plain(render.citation_label(both)) == "[1] A title — DigiTimes, 2021-01-07; Bits&Chips, 2022-05-24"
+    shown = render.passage_markdown(both)
+    assert ":orange-background[**Gamma delta\\.**]" in shown and ":orange-background[**Epsilon zeta\\.**]" in shown
+    assert [r["publisher"] for r in both.as_dict()["reports"]] == ["DigiTimes", "Bits&Chips"]
+    assert "DigiTimes, 2021-01-07 <https://example.org/d>; Bits&Chips" in Answer(
+        "q", "q", "x [1].", (), (both,), (both.passage,), False, "extractive").markdown()
+    unsourced = Citation(1, Passage(_chunk(), 0.5, 0.7), 12, 24)
+    assert plain(render.citation_label(unsourced)) == "[1] A title — Pub, 2021-01-02", "a note that does not say"
 
 
 def test_source_markdown_window():

@@ -33,10 +33,19 @@ _JOINERS = re.compile(r"[-‐‑‒–—―−/]")
 # "1,334", "1 334" (no-break or thin space) and "1'334" are the same figure as "1334".
 _DIGIT_GROUP = re.compile(r"(?<=\d)[,'’\u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _PERCENT = re.compile(r"(?<=\d)\s*%|\bper\s+cent\b")
+_CITATION = re.compile(r"\s?\[@[\w-]+(?:\s*;\s*@[\w-]+)*\]")
+_TABLE_RULE = re.compile(r"^\|[\s:|-]+\|$")
+_ITEM_OR_ROW = re.compile(r"^([-*+]|\d+[.)])\s|^\|")
 
 
 def _split(path: Path) -> tuple[str, str]:
-    """(front matter text, body); fails the test when the note has no front matter block."""
+    """(front matter text, body without its [@id] citations, which a reader does not count as words);
+    fails the test when the note has no front matter block."""
+    front, body = _split_cited(path)
+    return front, _CITATION.sub("", body)
+
+
+def _split_cited(path: Path) -> tuple[str, str]:
     text = path.read_text(encoding="utf-8")
     match = _FRONT_MATTER.match(text)
     if not match:
@@ -132,6 +141,50 @@ def test_front_matter_sources(note: Path):
         assert not missing, f"{name}: sources[{i}] lacks key(s) {missing} ({src!r})"
     urls = [str(s.get("url") or "") for s in sources]
     assert any(u.startswith("http") for u in urls), f"{name}: no source has an http(s) url (urls: {urls!r})"
+
+
+@pytest.mark.parametrize("note", NOTES, ids=_id)
+def test_every_block_cites_the_sources_it_draws_on(note: Path):
+    """A card shows the report the quoted block cites, so every paragraph, list item and table row
+    names its sources by id, every id is a listed source, and every listed source is cited."""
+    name = note.name
+    sources = _meta(note).get("sources") or []
+    ids = [s.get("id") for s in sources if isinstance(s, dict)]
+    assert all(isinstance(i, str) and re.fullmatch(r"[a-z0-9-]+", i) for i in ids), (
+        f"{name}: every source needs an id of lower-case letters, digits and hyphens, got {ids!r}")
+    assert len(set(ids)) == len(ids), f"{name}: source ids repeat: {ids!r}"
+    _, body = _split_cited(note)
+    cited: set[str] = set()
+    for block in _blocks(_FENCE.sub("", body)):
+        keys = re.findall(r"@([\w-]+)", " ".join(_CITATION.findall(block)))
+        assert keys, f"{name}: this block cites no source; end it with [@id] naming what it draws on: {block[:90]!r}"
+        unknown = sorted(set(keys) - set(ids))
+        assert not unknown, f"{name}: {unknown} cited but no source has that id (ids: {ids}): {block[:90]!r}"
+        cited.update(keys)
+    assert set(ids) <= cited, f"{name}: sources {sorted(set(ids) - cited)} are listed but no block cites them"
+
+
+def _blocks(body: str) -> list[str]:
+    """Paragraphs, list items (with the lines they wrap onto) and table data rows; a table's header row
+    is the row above its rule and names columns, not sources."""
+    lines = body.splitlines()
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        header = stripped.startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1].strip())
+        if not stripped or stripped.startswith("#") or _TABLE_RULE.match(stripped) or header:
+            if current:
+                blocks.append(current)
+            current = []
+            continue
+        if _ITEM_OR_ROW.match(stripped) and current:
+            blocks.append(current)
+            current = []
+        current.append(line)
+    if current:
+        blocks.append(current)
+    return ["\n".join(b) for b in blocks]
 
 
 @pytest.mark.parametrize("note", NOTES, ids=_id)

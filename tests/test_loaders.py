@@ -27,6 +27,36 @@ def test_markdown_front_matter_becomes_metadata_and_offsets_stay_true(tmp_path: 
     assert raw[start:start + 18] == "Registered capital", "offsets point into the file on disk"
 
 
+def test_markdown_citations_tie_each_block_to_its_report_and_are_never_indexed(tmp_path: Path):
+    body = ("## Figures\n\nThe 2020 share was 15.9%, DigiTimes reported. [@digitimes]\n\n"
+            "The 2021 share was 16.7%, according to\nBits&Chips. [@bits-chips]\n\n"
+            "- Both outlets cite the same firm. [@digitimes; @bits-chips]\n")
+    path = write_note(tmp_path, "note.md", "Shares", body, sources=[
+        {"publisher": "DigiTimes", "title": "t", "date": "2021-01-07", "url": "https://example.org/d",
+         "id": "digitimes"},
+        {"publisher": "Bits&Chips", "title": "u", "date": "2022-05-24", "url": "https://example.org/b",
+         "id": "bits-chips"}])
+    doc = load(path, display_path="note.md")
+    assert "[@" not in doc.text and len(doc.text) == len(path.read_text()), "citations blanked in place"
+    chunk = chunk_document(doc, ChunkerConfig(max_tokens=400, overlap_tokens=0))[0]
+    assert "@" not in chunk.text
+    second = doc.text.index("The 2021 share")
+    assert [r.publisher for r in chunk.reports_at(second, second + 20)] == ["Bits&Chips"]
+    assert chunk.reports_at(second, second + 20)[0].url == "https://example.org/b"
+    first = doc.text.index("The 2020 share")
+    assert [r.publisher for r in chunk.reports_at(first, first + 10)] == ["DigiTimes"]
+    item = doc.text.index("Both outlets")
+    assert [r.publisher for r in chunk.reports_at(item, item + 5)] == ["DigiTimes", "Bits&Chips"]
+    assert chunk.reports_at(doc.text.index("## Figures"), doc.text.index("## Figures") + 5) == ()
+
+
+def test_markdown_citation_of_an_unlisted_source_names_the_file_and_the_id(tmp_path: Path):
+    path = write_note(tmp_path, "note.md", "Shares", "## A\n\nA claim. [@reuters]\n", sources=[
+        {"publisher": "DigiTimes", "title": "t", "date": "2021", "url": "https://example.org/d", "id": "digitimes"}])
+    with pytest.raises(LoadError, match=r"note\.md: .*@reuters.*ids: digitimes"):
+        load(path, display_path="note.md")
+
+
 def test_html_keeps_main_text_and_drops_scripts_and_navigation(tmp_path: Path):
     path = tmp_path / "page.html"
     path.write_text(

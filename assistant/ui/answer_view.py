@@ -60,8 +60,8 @@ def _citation_card(citation: Citation, mid: int | str, sources_dir: Path) -> Non
     chunk = citation.chunk
     with st.expander(render.citation_label(citation)):
         st.markdown(render.metadata_markdown(citation))
-        if chunk.url:
-            st.markdown(render.link_markdown(chunk.url))
+        for url in dict.fromkeys(r.url for r in citation.reports if r.url):
+            st.markdown(render.link_markdown(url))
         st.markdown(render.passage_markdown(citation))
         if st.toggle("Show the whole source", key=f"whole-{mid}-{citation.n}"):
             source = whole_source(sources_dir, chunk)

@@ -173,9 +173,11 @@ def draft_markdown(draft: str) -> str:
 
 
 def citation_label(citation: Citation) -> str:
-    """The citation card's heading: ``[n] Title — Publisher, date, p. N`` (escaped)."""
+    """The citation card's heading: ``[n] Title — Publisher, date, p. N`` (escaped), naming the report
+    the quoted block draws on (each of them, when the spans draw on several)."""
     chunk = citation.chunk
-    bits = [b for b in (chunk.publisher, chunk.date) if b]
+    bits = ["; ".join(", ".join(b for b in (r.publisher, r.date) if b) for r in citation.reports)]
+    bits = [b for b in bits if b]
     if chunk.page:
         bits.append(f"p. {chunk.page}")
     title = chunk.title or chunk.source
@@ -189,10 +191,16 @@ def passage_label(n: int, passage: Passage) -> str:
 
 
 def metadata_markdown(citation_or_passage: Citation | Passage) -> str:
-    """Publisher, date, page, file and heading of a passage, one escaped line."""
+    """Publisher, date, page, file and heading of a passage, one escaped line; for a citation, the
+    publisher and date of the report its quoted block draws on."""
     chunk = citation_or_passage.chunk
+    publisher, date = chunk.publisher, chunk.date
+    if isinstance(citation_or_passage, Citation):
+        reports = citation_or_passage.reports
+        publisher = "; ".join(r.publisher for r in reports if r.publisher)
+        date = "; ".join(dict.fromkeys(r.date for r in reports if r.date))
     fields = [
-        ("Publisher", chunk.publisher), ("Date", chunk.date),
+        ("Publisher", publisher), ("Date", date),
         ("Page", str(chunk.page) if chunk.page else ""), ("File", chunk.source), ("Section", chunk.heading),
     ]
     return " · ".join(f"**{name}:** {inline(value)}" for name, value in fields if value)
@@ -225,9 +233,18 @@ def link_markdown(url: str) -> str:
 def passage_markdown(citation: Citation) -> str:
     """The cited passage with its supporting span highlighted."""
     chunk = citation.chunk
-    start = citation.support_start - chunk.start
-    end = citation.support_end - chunk.start
-    return block(chunk.text, [(start, end, HIGHLIGHT)])
+    return block(chunk.text, [(start - chunk.start, end - chunk.start, HIGHLIGHT) for start, end in _merged(citation)])
+
+
+def _merged(citation: Citation) -> list[tuple[int, int]]:
+    """The citation's spans in order, overlapping ones joined (highlights must not overlap)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(citation.supports):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def source_markdown(text: str, citation: Citation, window: int | None = None) -> str:
@@ -236,11 +253,12 @@ def source_markdown(text: str, citation: Citation, window: int | None = None) ->
     ``window`` limits a very long source to that many characters either side of the passage.
     """
     chunk = citation.chunk
-    marks: list[Mark] = [
-        (chunk.start, citation.support_start, CONTEXT),
-        (citation.support_start, citation.support_end, HIGHLIGHT),
-        (citation.support_end, chunk.end, CONTEXT),
-    ]
+    marks: list[Mark] = []
+    at = chunk.start
+    for start, end in _merged(citation):
+        marks += [(at, start, CONTEXT), (start, end, HIGHLIGHT)]
+        at = end
+    marks.append((at, chunk.end, CONTEXT))
     if window is None or len(text) <= chunk.end - chunk.start + 2 * window:
         return block(text, marks)
     lo = max(0, chunk.start - window)

@@ -7,6 +7,7 @@ from typing import Any
 
 from assistant.answer import Answer, AnswerSentence, AnswerSpan, Citation, DirectAnswer, HopStep, Timings
 from assistant.passage import Passage
+from index.attribution import Attribution, Report
 from index.chunk import Chunk
 
 VERSION = 1
@@ -27,6 +28,8 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 def _chunk(data: dict[str, Any]) -> Chunk:
     fields = _known(Chunk, data)
     fields["topics"] = tuple(fields.get("topics") or ())
+    fields["attributions"] = tuple(Attribution(a["start"], a["end"], tuple(Report(**r) for r in a["reports"]))
+                                   for a in fields.get("attributions") or ())
     return Chunk(**fields)
 
 
@@ -49,7 +52,9 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
     fields["sentences"] = tuple(_sentence(s) for s in data.get("sentences") or ())
     fields["dropped"] = tuple(_sentence(s) for s in data.get("dropped") or ())
     fields["citations"] = tuple(
-        Citation(**{**_known(Citation, c), "passage": _passage(c["passage"])}) for c in data.get("citations") or ()
+        Citation(**{**_known(Citation, c), "passage": _passage(c["passage"]),
+                    "spans": tuple(tuple(s) for s in c.get("spans") or ())})
+        for c in data.get("citations") or ()
     )
     fields["timings"] = Timings(**_known(Timings, data.get("timings") or {}))
     fields["hop_steps"] = tuple(HopStep(**_known(HopStep, s)) for s in data.get("hop_steps") or ())
