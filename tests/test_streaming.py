@@ -213,7 +213,12 @@ def check_settled(engine, answerer, events: list[Any]) -> tuple[list[Settled], A
         assert settled == []
     else:
         assert [s.sentence for s in settled] == list(answer.sentences)
-        assert [c for s in settled for c in s.citations] == list(answer.citations)
+        # Each passage is introduced once, under its final number; a later sentence quoting another span
+        # of it adds that span to the same card.
+        introduced = [c for s in settled for c in s.citations]
+        assert [(c.n, c.chunk.id) for c in introduced] == [(c.n, c.chunk.id) for c in answer.citations]
+        pairs = zip(introduced, answer.citations, strict=True)
+        assert all(set(early.spans) <= set(final.spans) for early, final in pairs)
         assert " ".join(s.text for s in answer.sentences) == " ".join(s.sentence.text for s in settled)
         context = answerer.passages_for_prompt(answer.query, list(answer.passages))
         verified = engine.verifier.verify(answer.draft, context, unsupported=engine.settings.unsupported)
