@@ -159,8 +159,12 @@ def _print_answer(answer: dict, out: TextIO = sys.stdout) -> None:
     print("\nSources:", file=out)
     for c in answer["citations"]:
         page = f", page {c['page']}" if c["page"] else ""
-        print(f"  [{c['n']}] {c['title']} — {c['source']}{page}, chars {c['support_start']}-{c['support_end']}"
-              + (f" <{c['url']}>" if c["url"] else ""), file=out)
+        print(f"  [{c['n']}] {c['title']} — {c['source']}{page}, chars {c['support_start']}-{c['support_end']}",
+              file=out)
+        # The reports the quoted block cites, not the note's first source: a figure keeps its outlet.
+        for r in c["reports"]:
+            said = ", ".join(b for b in (r["publisher"], r["date"]) if b)
+            print(f"      {said}" + (f" <{r['url']}>" if r["url"] else ""), file=out)
         print(f"      \"{' '.join(c['supporting_text'].split())}\"", file=out)
 
 

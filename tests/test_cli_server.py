@@ -85,6 +85,17 @@ def test_without_a_server_it_answers_locally_without_a_word_and_prints_the_same(
     assert "15.9%" in local.stdout and "\nSources:\n  [1] " in local.stdout
 
 
+def test_the_sources_list_names_the_report_each_quote_cites(served):
+    """A journalist copying a figure from the terminal needs the outlet the quoted block cites, not
+    only the note it stands in."""
+    cited = json.loads(ask(served, "--json").stdout)["citations"]
+    text = ask(served).stdout
+    assert cited and all(c["reports"] for c in cited)
+    for report in [r for c in cited for r in c["reports"]]:
+        assert report["publisher"] in text, report
+        assert not report["url"] or f"<{report['url']}>" in text, report
+
+
 def test_another_data_dir_is_answered_locally_and_says_why(served):
     other = served.root / "other-data"
     result = ask(served, "--json", CHOKEPOINT_SERVER_URL=served.url, CHOKEPOINT_DATA_DIR=str(other))
